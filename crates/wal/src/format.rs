@@ -1,0 +1,102 @@
+//! # On-disk format and crash analysis
+//!
+//! A log is a directory:
+//!
+//! ```text
+//! LOCK                         exclusive lock (flock); holds "pid N (exe)" of the holder
+//! 00000000000000000001.seg     segments, named by their first seq, zero-padded to 20 digits
+//! 00000000000000065281.seg
+//! release.log                  released seq ranges inside segments still present
+//! ```
+//!
+//! All integers are explicit little-endian; nothing on disk is `usize`.
+//!
+//! ## Segment header (32 bytes)
+//!
+//! | offset | width | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `PLOGSEG\0` |
+//! | 8 | u32 | format version (1) |
+//! | 12 | u32 | header bytes (32) |
+//! | 16 | u64 | first seq (>= 1; equals the file name) |
+//! | 24 | u32 | reserved (0) |
+//! | 28 | u32 | CRC32 of bytes 0..28 |
+//!
+//! ## Frame (16-byte header + body), back to back after the segment header
+//!
+//! | offset | width | field |
+//! |---|---|---|
+//! | 0 | u32 | body length (<= 256 MiB) |
+//! | 4 | u32 | CRC32 (crc32fast) of `length ‖ seq ‖ body` |
+//! | 8 | u64 | seq (first seq of the segment + frame index) |
+//! | 16 | len | body |
+//!
+//! The byte accounting counts `16 + body length` per record.
+//!
+//! An all-zero frame never validates: seq 0 is never assigned and is never
+//! the expected seq, and the CRC of twelve zero bytes is not zero. The active
+//! segment is preallocated (fallocate), so its tail reads back as zeros.
+//!
+//! A sealed segment (every segment but the last) is truncated to end exactly
+//! at its last frame, so any frame that fails to decode before its end of file
+//! is damage, reported as [`crate::Error::Corrupt`] with file and offset. Seqs
+//! are contiguous inside a segment; between segments there may be gaps, since
+//! a fully released segment in the middle is deleted.
+//!
+//! ## release.log
+//!
+//! 20-byte entries `lo u64 | hi u64 | crc32(lo ‖ hi) u32`: inclusive seq ranges
+//! released. Idempotent; synced with the data; rewritten compactly via a
+//! temporary file, fsync, rename and directory fsync. A lost entry only makes
+//! released records live again (at-least-once), never the reverse.
+//!
+//! ## Assumptions about the media
+//!
+//! 1. `fsync`/`fdatasync` returning Ok means the synced bytes survive power loss.
+//! 2. A write that was not synced may be lost, partly present, or torn at any
+//!    byte; sectors can tear.
+//! 3. After a crash, a file's unsynced tail can read back as zeros.
+//! 4. A directory entry (create, delete, rename) is durable only after the
+//!    directory is fsynced.
+//! 5. After an fsync error the kernel may have dropped the dirty pages: the
+//!    file's content is unknown, so the log is poisoned (no retry).
+//!
+//! ## What a crash leaves behind
+//!
+//! Append (frame written to the 1 MiB buffer, buffer written with `pwrite`,
+//! `fdatasync`, acknowledge):
+//!
+//! - **W1** crash before or during the `pwrite`, or before the `fdatasync`:
+//!   the tail of the active segment holds a prefix of the frames, possibly a
+//!   torn last frame, possibly zeros. Recovery decodes frames until the first
+//!   that fails (length, CRC or seq) and cuts the file there (then
+//!   re-extends it with zeros). None of the lost frames was acknowledged under
+//!   `SyncPolicy::Always`, because acknowledgement follows the fdatasync.
+//! - **W2** crash after the `fdatasync`: the frames are durable and found.
+//!
+//! Create a segment (file created, header written, fallocate, fsync file,
+//! fsync directory):
+//!
+//! - **W3** crash before the fsyncs: the file may be missing, empty, or have a
+//!   torn header followed by zeros. If it is the last segment and everything
+//!   after the header region is zero, it held no record: it is removed. A bad
+//!   header followed by data is [`crate::Error::Corrupt`].
+//!
+//! Rotate (flush, `set_len` to the last frame, `fsync` the old segment, then
+//! create the new one as above):
+//!
+//! - **R1** crash before the old segment's fsync: it is still the last
+//!   segment; W1 applies to it.
+//! - **R2** crash after it, before the new segment is durable: the old segment
+//!   is the last one again and is exact-length; appends continue in it.
+//! - **R3** crash after the new segment is durable: the old one is sealed and
+//!   exact-length, as a sealed segment must be.
+//!
+//! Release (accounting updated in memory, entry written to release.log, fully
+//! released sealed segments deleted, directory fsynced):
+//!
+//! - **L1** crash before release.log is synced: the release is lost, the
+//!   records are live again (delivered again by an owner that replays them).
+//! - **L2** crash after a segment's unlink but before the directory fsync: the
+//!   segment may reappear, with its records live unless release.log says
+//!   otherwise; again at least once, never a loss.

@@ -1,0 +1,548 @@
+//! The writer side: append, group commit, rotation, release.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::frame::{self, frame_bytes, FRAME_BODY_BYTES_MAX};
+use crate::reader::{Entry, Reader};
+use crate::release_log::{ReleaseLog, COMPACT_ENTRIES};
+use crate::segment::{encode_header, segment_path, Segment, SEGMENT_HEADER_BYTES};
+use crate::storage::{FsStorage, Storage, StorageFile};
+use crate::{io_error, Error, Result, SyncPolicy, WalOptions};
+
+/// Appended frames wait in memory up to this many bytes before one `pwrite`.
+const BUFFER_BYTES_MAX: usize = 1024 * 1024;
+
+/// A segmented write-ahead log. `Send + Sync`; share it with `Arc`.
+pub struct Wal {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub options: WalOptions,
+    pub storage: Arc<dyn Storage>,
+    pub state: Mutex<State>,
+    /// Serialises fsyncs; the holder syncs for everyone queued behind it.
+    sync_lock: Mutex<()>,
+    /// Every seq `<=` this is durable.
+    durable_seq: AtomicU64,
+    poisoned: AtomicBool,
+    poison_reason: Mutex<String>,
+    closed: AtomicBool,
+    _lock: Option<Box<dyn fmt::Debug + Send + Sync>>,
+}
+
+pub(crate) struct State {
+    /// Ordered by `first_seq`; the last one is active (receives appends).
+    pub segments: VecDeque<Segment>,
+    pub next_seq: u64,
+    /// Frames appended to the active segment but not yet written to the file.
+    pub buffer: Vec<u8>,
+    /// Offset in the active segment where `buffer` starts.
+    pub flushed_end: u64,
+    /// Last seq whose frame is in a file (visible to readers).
+    pub flushed_seq: u64,
+    pub live_bytes: u64,
+    pub live_records: u64,
+    pub release_log: ReleaseLog,
+    /// Allocated length of the active file.
+    pub allocated_bytes: u64,
+    pub last_sync: Instant,
+}
+
+/// Figures of a log at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalStats {
+    /// Records appended and not released.
+    pub live_records: u64,
+    /// Encoded bytes (framing included) of those records.
+    pub live_bytes: u64,
+    /// Segment files on disk.
+    pub segment_count: u64,
+    /// The seq the next append gets.
+    pub next_seq: u64,
+    /// Every seq up to this one is durable.
+    pub durable_seq: u64,
+}
+
+impl fmt::Debug for Wal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wal").field("dir", &self.inner.dir).field("stats", &self.stats()).finish()
+    }
+}
+
+impl Wal {
+    /// Opens (or creates) the log in `dir` on the real file system, recovering
+    /// from a crash if needed (see [`crate::format`]).
+    pub fn open(dir: &Path, options: WalOptions) -> Result<Wal> {
+        Self::open_with_storage(dir, options, Arc::new(FsStorage))
+    }
+
+    /// Opens the log on any [`Storage`] (e.g. [`crate::SimStorage`]).
+    pub fn open_with_storage(dir: &Path, options: WalOptions, storage: Arc<dyn Storage>) -> Result<Wal> {
+        options.validate()?;
+        let lock = if options.read_only {
+            None
+        } else {
+            storage.create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+            let holder = format!(
+                "pid {} ({})",
+                std::process::id(),
+                std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default()
+            );
+            match storage.lock_dir(dir, &holder) {
+                Ok(lock) => Some(lock),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(Error::Locked { dir: dir.to_path_buf(), holder: e.to_string() })
+                }
+                Err(e) => return Err(io_error(dir, e)),
+            }
+        };
+        let state = crate::recovery::recover(dir, &options, storage.as_ref())?;
+        let durable_seq = state.next_seq - 1;
+        let wal = Wal {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                options,
+                storage,
+                state: Mutex::new(state),
+                sync_lock: Mutex::new(()),
+                durable_seq: AtomicU64::new(durable_seq),
+                poisoned: AtomicBool::new(false),
+                poison_reason: Mutex::new(String::new()),
+                closed: AtomicBool::new(false),
+                _lock: lock,
+            }),
+        };
+        tracing::debug!(dir = %dir.display(), stats = ?wal.stats(), "wal opened");
+        Ok(wal)
+    }
+
+    /// The directory of this log.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Appends one record; returns its seq once durable under the sync policy.
+    pub fn append(&self, body: &[u8]) -> Result<u64> {
+        let seq = self.append_unsynced(body)?;
+        self.commit(seq)?;
+        Ok(seq)
+    }
+
+    /// Appends records as one unit (the cap is checked for all of them
+    /// together); returns their seqs once durable under the sync policy.
+    pub fn append_batch<B: AsRef<[u8]>>(&self, bodies: &[B]) -> Result<RangeInclusive<u64>> {
+        let seqs = self.append_batch_unsynced(bodies)?;
+        self.commit(*seqs.end())?;
+        Ok(seqs)
+    }
+
+    /// Appends one record without waiting for durability: readers see it, and
+    /// [`Wal::commit`] or [`Wal::sync_through`] make it durable. Lets a caller
+    /// append under its own lock and wait for the fsync outside it.
+    pub fn append_unsynced(&self, body: &[u8]) -> Result<u64> {
+        Ok(*self.append_batch_unsynced(&[body])?.start())
+    }
+
+    /// Batch form of [`Wal::append_unsynced`]. An empty batch is refused.
+    pub fn append_batch_unsynced<B: AsRef<[u8]>>(&self, bodies: &[B]) -> Result<RangeInclusive<u64>> {
+        self.check_writable()?;
+        let mut needed_bytes = 0u64;
+        for body in bodies {
+            let body_bytes = body.as_ref().len() as u64;
+            if body_bytes > FRAME_BODY_BYTES_MAX {
+                return Err(Error::TooLarge { body_bytes });
+            }
+            needed_bytes += frame_bytes(body.as_ref().len());
+        }
+        if bodies.is_empty() {
+            return Err(Error::InvalidOptions("append_batch needs at least one record".into()));
+        }
+        let mut state = self.inner.lock_state();
+        if let Some(cap_bytes) = self.inner.options.live_bytes_max {
+            if state.live_bytes + needed_bytes > cap_bytes {
+                return Err(Error::CapExceeded { live_bytes: state.live_bytes, needed_bytes, cap_bytes });
+            }
+        }
+        let first_seq = state.next_seq;
+        for body in bodies {
+            self.inner.append_locked(&mut state, body.as_ref())?;
+        }
+        Ok(first_seq..=state.next_seq - 1)
+    }
+
+    /// Applies the sync policy to everything appended up to `seq`.
+    pub fn commit(&self, seq: u64) -> Result<()> {
+        match self.inner.options.sync {
+            SyncPolicy::Always => self.sync_through(seq),
+            SyncPolicy::Interval(interval) => {
+                let due = self.inner.lock_state().last_sync.elapsed() >= interval;
+                if due {
+                    self.sync_through(seq)
+                } else {
+                    Ok(())
+                }
+            }
+            SyncPolicy::Never => Ok(()),
+        }
+    }
+
+    /// Makes every record up to `seq` durable. Concurrent callers share one
+    /// fsync: whoever holds the sync lock flushes and syncs all that was
+    /// appended before it, and the others find their seq already durable.
+    pub fn sync_through(&self, seq: u64) -> Result<()> {
+        if self.inner.durable_seq.load(Ordering::Acquire) >= seq {
+            return self.inner.check_poison();
+        }
+        let _sync = self.inner.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.inner.check_poison()?;
+        if self.inner.durable_seq.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
+        self.inner.sync_locked()
+    }
+
+    /// Makes everything appended so far durable, whatever the policy.
+    pub fn sync(&self) -> Result<()> {
+        let _sync = self.inner.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.inner.check_poison()?;
+        if self.inner.options.read_only {
+            return Ok(());
+        }
+        self.inner.sync_locked()
+    }
+
+    /// Seals the active segment and starts a new one.
+    pub fn rotate(&self) -> Result<()> {
+        self.check_writable()?;
+        let mut state = self.inner.lock_state();
+        self.inner.rotate_locked(&mut state)
+    }
+
+    /// Releases every record with seq `<= seq`.
+    pub fn release_through(&self, seq: u64) -> Result<()> {
+        self.release(1..=seq)
+    }
+
+    /// Releases the records in `seqs` (already released ones are skipped):
+    /// their bytes leave the accounting at once, and every sealed segment left
+    /// with no live record is deleted. Cost: proportional to the segments
+    /// touched plus the records of the (at most two) partly covered ones.
+    pub fn release(&self, seqs: RangeInclusive<u64>) -> Result<()> {
+        self.check_writable()?;
+        let mut state = self.inner.lock_state();
+        let (lo, hi) = (*seqs.start(), (*seqs.end()).min(state.next_seq - 1));
+        if lo > hi {
+            return Ok(());
+        }
+        let (mut records, mut bytes) = (0, 0);
+        for segment in state.segments.iter_mut() {
+            if segment.end_seq() <= lo || segment.first_seq > hi {
+                continue;
+            }
+            let from = (lo.max(segment.first_seq) - segment.first_seq) as usize;
+            let to = (hi.min(segment.end_seq() - 1) + 1 - segment.first_seq) as usize;
+            let (segment_records, segment_bytes) = segment.release(from, to);
+            records += segment_records;
+            bytes += segment_bytes;
+        }
+        state.live_records -= records;
+        state.live_bytes -= bytes;
+        let changed = records > 0;
+        if !changed {
+            return Ok(());
+        }
+        state.release_log.append(lo, hi)?;
+        self.inner.delete_released_segments(&mut state)
+    }
+
+    /// Reads from `from_seq` (or the first live record after it) to the tail
+    /// as it grows; released records are skipped.
+    pub fn reader(&self, from_seq: u64) -> Reader {
+        Reader::new(self.inner.clone(), from_seq)
+    }
+
+    /// Reads one record, or `None` if it was released or never appended.
+    pub fn read(&self, seq: u64) -> Result<Option<Entry>> {
+        let mut reader = Reader::new(self.inner.clone(), seq);
+        match reader.next() {
+            Some(Ok(entry)) if entry.seq() == seq => Ok(Some(entry)),
+            Some(Err(e)) => Err(e),
+            _ => Ok(None),
+        }
+    }
+
+    /// Encoded bytes of a live record, or `None`.
+    pub fn record_bytes(&self, seq: u64) -> Option<u64> {
+        let state = self.inner.lock_state();
+        let segment = state.find(seq)?;
+        let index = (seq - segment.first_seq) as usize;
+        (!segment.is_released(index)).then(|| segment.frame_bytes(index))
+    }
+
+    /// Encoded bytes of the live records in `seqs`.
+    pub fn range_bytes(&self, seqs: RangeInclusive<u64>) -> u64 {
+        let state = self.inner.lock_state();
+        let mut bytes = 0;
+        for segment in &state.segments {
+            if segment.end_seq() <= *seqs.start() || segment.first_seq > *seqs.end() {
+                continue;
+            }
+            let from = (seqs.start().max(&segment.first_seq) - segment.first_seq) as usize;
+            let to = (seqs.end().min(&(segment.end_seq() - 1)) + 1 - segment.first_seq) as usize;
+            if from == 0 && to == segment.offsets.len() {
+                bytes += segment.live_bytes;
+            } else {
+                bytes += (from..to).filter(|&i| !segment.is_released(i)).map(|i| segment.frame_bytes(i)).sum::<u64>();
+            }
+        }
+        bytes
+    }
+
+    /// Encoded bytes of live records (framing included).
+    pub fn live_bytes(&self) -> u64 {
+        self.inner.lock_state().live_bytes
+    }
+
+    /// The first live seq, if any.
+    pub fn first_live_seq(&self) -> Option<u64> {
+        let state = self.inner.lock_state();
+        state.segments.iter().find_map(|segment| {
+            (0..segment.offsets.len()).find(|&i| !segment.is_released(i)).map(|i| segment.first_seq + i as u64)
+        })
+    }
+
+    /// The seq the next append will get.
+    pub fn next_seq(&self) -> u64 {
+        self.inner.lock_state().next_seq
+    }
+
+    /// Figures of the log now.
+    pub fn stats(&self) -> WalStats {
+        let state = self.inner.lock_state();
+        WalStats {
+            live_records: state.live_records,
+            live_bytes: state.live_bytes,
+            segment_count: state.segments.len() as u64,
+            next_seq: state.next_seq,
+            durable_seq: self.inner.durable_seq.load(Ordering::Acquire),
+        }
+    }
+
+    /// Syncs and closes. Dropping the log does the same, ignoring errors.
+    pub fn close(self) -> Result<()> {
+        self.inner.close()
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.inner.options.read_only {
+            return Err(Error::ReadOnly { dir: self.inner.dir.clone() });
+        }
+        self.inner.check_poison()
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        if let Err(error) = self.inner.close() {
+            tracing::warn!(dir = %self.inner.dir.display(), %error, "wal close on drop failed");
+        }
+    }
+}
+
+impl State {
+    pub fn find(&self, seq: u64) -> Option<&Segment> {
+        let index = self.segments.partition_point(|s| s.end_seq() <= seq);
+        self.segments.get(index).filter(|s| s.contains(seq))
+    }
+
+    pub fn active(&mut self) -> &mut Segment {
+        self.segments.back_mut().expect("an open writable log always has an active segment")
+    }
+}
+
+impl Inner {
+    pub fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            let reason = self.poison_reason.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            return Err(Error::Poisoned { dir: self.dir.clone(), reason });
+        }
+        Ok(())
+    }
+
+    fn poison(&self, error: &Error) -> Error {
+        *self.poison_reason.lock().unwrap_or_else(|p| p.into_inner()) = error.to_string();
+        self.poisoned.store(true, Ordering::Release);
+        tracing::error!(dir = %self.dir.display(), %error, "wal poisoned");
+        Error::Poisoned { dir: self.dir.clone(), reason: error.to_string() }
+    }
+
+    fn append_locked(&self, state: &mut State, body: &[u8]) -> Result<()> {
+        let frame_len = frame_bytes(body.len());
+        let active = state.active();
+        let would_end = active.end + frame_len;
+        if would_end > self.options.segment_bytes_max && active.record_count() > 0 {
+            self.rotate_locked(state)?;
+        }
+        let seq = state.next_seq;
+        frame::encode_into(&mut state.buffer, seq, body);
+        state.active().push(frame_len);
+        state.next_seq += 1;
+        state.live_bytes += frame_len;
+        state.live_records += 1;
+        if state.buffer.len() >= BUFFER_BYTES_MAX {
+            self.flush_locked(state)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered frames into the active file (no fsync).
+    pub fn flush_locked(&self, state: &mut State) -> Result<()> {
+        if state.buffer.is_empty() {
+            return Ok(());
+        }
+        let needed = state.flushed_end + state.buffer.len() as u64;
+        if needed > state.allocated_bytes {
+            let target = needed.max(self.options.segment_bytes_max);
+            let active = state.segments.back().expect("active segment");
+            let result = if self.options.preallocate { active.file.allocate(target) } else { Ok(()) };
+            result.map_err(|e| self.poison(&io_error(&active.path, e)))?;
+            state.allocated_bytes = target;
+        }
+        let active = state.segments.back().expect("active segment");
+        if let Err(e) = active.file.write_all_at(&state.buffer, state.flushed_end) {
+            // A failed write may have left part of the buffer in the page
+            // cache: treat it like a failed fsync.
+            return Err(self.poison(&io_error(&active.path, e)));
+        }
+        state.flushed_end = needed;
+        state.flushed_seq = state.next_seq - 1;
+        state.buffer.clear();
+        Ok(())
+    }
+
+    /// Caller holds `sync_lock`.
+    fn sync_locked(&self) -> Result<()> {
+        let (file, path, target) = {
+            let mut state = self.lock_state();
+            self.flush_locked(&mut state)?;
+            if let Err(e) = state.release_log.sync() {
+                return Err(self.poison(&e));
+            }
+            state.last_sync = Instant::now();
+            #[cfg(debug_assertions)]
+            state.check_accounting();
+            let active = state.segments.back().expect("active segment");
+            (active.file.clone(), active.path.clone(), state.flushed_seq)
+        };
+        // The fsync runs outside the state lock so appenders keep filling the
+        // next group while this one is being made durable.
+        if let Err(e) = file.sync_data() {
+            return Err(self.poison(&io_error(&path, e)));
+        }
+        self.durable_seq.fetch_max(target, Ordering::AcqRel);
+        Ok(())
+    }
+
+    pub fn rotate_locked(&self, state: &mut State) -> Result<()> {
+        self.flush_locked(state)?;
+        let next_seq = state.next_seq;
+        {
+            let active = state.active();
+            if active.record_count() == 0 {
+                return Ok(());
+            }
+            // Seal: cut the preallocated zeros so a sealed segment ends exactly
+            // at its last frame, and make that durable before a newer segment
+            // exists (see format.rs, crash case R2).
+            let (file, path, end) = (active.file.clone(), active.path.clone(), active.end);
+            file.set_len(end).map_err(|e| self.poison(&io_error(&path, e)))?;
+            file.sync_all().map_err(|e| self.poison(&io_error(&path, e)))?;
+            active.sealed = true;
+        }
+        self.durable_seq.fetch_max(next_seq - 1, Ordering::AcqRel);
+        let segment =
+            create_segment(self.storage.as_ref(), &self.dir, next_seq, &self.options).map_err(|e| self.poison(&e))?;
+        state.segments.push_back(segment);
+        state.flushed_end = SEGMENT_HEADER_BYTES;
+        state.allocated_bytes =
+            if self.options.preallocate { self.options.segment_bytes_max } else { SEGMENT_HEADER_BYTES };
+        self.delete_released_segments(state)
+    }
+
+    pub fn delete_released_segments(&self, state: &mut State) -> Result<()> {
+        let mut deleted = 0;
+        let mut index = 0;
+        while index < state.segments.len() {
+            let segment = &state.segments[index];
+            if segment.sealed && segment.is_fully_released() {
+                let segment = state.segments.remove(index).expect("index in bounds");
+                self.storage.remove(&segment.path).map_err(|e| io_error(&segment.path, e))?;
+                tracing::debug!(path = %segment.path.display(), "released segment deleted");
+                deleted += 1;
+            } else {
+                index += 1;
+            }
+        }
+        if deleted > 0 {
+            self.storage.sync_dir(&self.dir).map_err(|e| io_error(&self.dir, e))?;
+        }
+        if state.release_log.entry_count > COMPACT_ENTRIES {
+            let ranges: Vec<(u64, u64)> = state.segments.iter().flat_map(|s| s.released_ranges()).collect();
+            state.release_log.rewrite(self.storage.as_ref(), &self.dir, &ranges)?;
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) || self.options.read_only {
+            return Ok(());
+        }
+        if self.poisoned.load(Ordering::Acquire) {
+            return self.check_poison();
+        }
+        let _sync = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.sync_locked()
+    }
+}
+
+impl State {
+    #[cfg(debug_assertions)]
+    fn check_accounting(&self) {
+        let bytes: u64 = self.segments.iter().map(|s| s.live_bytes).sum();
+        let records: u64 = self.segments.iter().map(|s| s.record_count() - s.released_count).sum();
+        assert_eq!(bytes, self.live_bytes, "shadow byte accounting disagrees with the counter");
+        assert_eq!(records, self.live_records, "shadow record accounting disagrees with the counter");
+    }
+}
+
+/// Creates a segment file with its header, preallocated, durable with its
+/// directory entry.
+pub(crate) fn create_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    first_seq: u64,
+    options: &WalOptions,
+) -> Result<Segment> {
+    let path = segment_path(dir, first_seq);
+    let file: Arc<dyn StorageFile> = storage.open(&path, true).map_err(|e| io_error(&path, e))?;
+    file.set_len(0).map_err(|e| io_error(&path, e))?;
+    file.write_all_at(&encode_header(first_seq), 0).map_err(|e| io_error(&path, e))?;
+    if options.preallocate {
+        file.allocate(options.segment_bytes_max).map_err(|e| io_error(&path, e))?;
+    }
+    file.sync_all().map_err(|e| io_error(&path, e))?;
+    storage.sync_dir(dir).map_err(|e| io_error(dir, e))?;
+    Ok(Segment::new(first_seq, path, file))
+}

@@ -1,0 +1,179 @@
+//! Segment files: naming, the 32-byte header, and the in-memory index of one
+//! segment (frame offsets, released records, live bytes).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::storage::{Mapped, StorageFile};
+
+/// Magic bytes at the start of every segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"PLOGSEG\0";
+/// Format version written in the segment header.
+pub const SEGMENT_VERSION: u32 = 1;
+/// Bytes of the segment header.
+pub const SEGMENT_HEADER_BYTES: u64 = 32;
+
+/// `magic[8] | version u32 | header_bytes u32 | first_seq u64 | reserved u32 | crc u32`.
+pub(crate) fn encode_header(first_seq: u64) -> [u8; SEGMENT_HEADER_BYTES as usize] {
+    let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
+    header[0..8].copy_from_slice(&SEGMENT_MAGIC);
+    header[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+    header[12..16].copy_from_slice(&(SEGMENT_HEADER_BYTES as u32).to_le_bytes());
+    header[16..24].copy_from_slice(&first_seq.to_le_bytes());
+    let crc = crc32fast::hash(&header[0..28]);
+    header[28..32].copy_from_slice(&crc.to_le_bytes());
+    header
+}
+
+/// Returns the header's `first_seq`, or why the header is invalid.
+pub(crate) fn decode_header(bytes: &[u8]) -> Result<u64, &'static str> {
+    let header = bytes.get(0..SEGMENT_HEADER_BYTES as usize).ok_or("file shorter than the segment header")?;
+    let crc = u32::from_le_bytes(header[28..32].try_into().expect("4-byte slice"));
+    if crc32fast::hash(&header[0..28]) != crc {
+        return Err("segment header CRC mismatch");
+    }
+    if header[0..8] != SEGMENT_MAGIC {
+        return Err("not a pauselog segment (bad magic)");
+    }
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4-byte slice"));
+    if version != SEGMENT_VERSION {
+        return Err("unsupported segment format version");
+    }
+    let first_seq = u64::from_le_bytes(header[16..24].try_into().expect("8-byte slice"));
+    if first_seq == 0 {
+        return Err("segment header names seq 0");
+    }
+    Ok(first_seq)
+}
+
+/// `00000000000000000001.seg`: the first seq, zero-padded so names sort.
+pub(crate) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.seg"))
+}
+
+pub(crate) fn parse_segment_path(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// One segment as the log keeps it in memory.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub first_seq: u64,
+    pub path: PathBuf,
+    pub file: Arc<dyn StorageFile>,
+    /// `offsets[i]` is the file offset of the frame of `first_seq + i`.
+    /// Segments stay below 4 GiB (see `WalOptions::segment_bytes_max`).
+    pub offsets: Vec<u32>,
+    /// Offset just past the last frame (buffered frames included).
+    pub end: u64,
+    /// One bit per record: released.
+    pub released: Vec<u64>,
+    pub released_count: u64,
+    pub live_bytes: u64,
+    pub sealed: bool,
+    /// Cached read view and the segment end it is known to cover.
+    pub view: Option<(Arc<dyn Mapped>, u64)>,
+}
+
+impl Segment {
+    pub fn new(first_seq: u64, path: PathBuf, file: Arc<dyn StorageFile>) -> Self {
+        Segment {
+            first_seq,
+            path,
+            file,
+            offsets: Vec::new(),
+            end: SEGMENT_HEADER_BYTES,
+            released: Vec::new(),
+            released_count: 0,
+            live_bytes: 0,
+            sealed: false,
+            view: None,
+        }
+    }
+
+    pub fn record_count(&self) -> u64 {
+        self.offsets.len() as u64
+    }
+
+    /// One past the last seq held.
+    pub fn end_seq(&self) -> u64 {
+        self.first_seq + self.record_count()
+    }
+
+    pub fn contains(&self, seq: u64) -> bool {
+        seq >= self.first_seq && seq < self.end_seq()
+    }
+
+    pub fn push(&mut self, frame_bytes: u64) {
+        self.offsets.push(u32::try_from(self.end).expect("segments stay below 4 GiB"));
+        self.end += frame_bytes;
+        self.live_bytes += frame_bytes;
+        if self.offsets.len() > self.released.len() * 64 {
+            self.released.push(0);
+        }
+    }
+
+    /// Encoded bytes of the frame at local index `index`.
+    pub fn frame_bytes(&self, index: usize) -> u64 {
+        let start = u64::from(self.offsets[index]);
+        let end = self.offsets.get(index + 1).map_or(self.end, |&o| u64::from(o));
+        end - start
+    }
+
+    pub fn is_released(&self, index: usize) -> bool {
+        self.released[index / 64] & (1 << (index % 64)) != 0
+    }
+
+    pub fn is_fully_released(&self) -> bool {
+        self.released_count == self.record_count()
+    }
+
+    /// Marks local indexes `[from, to)` released; returns `(records, bytes)` newly released.
+    pub fn release(&mut self, from: usize, to: usize) -> (u64, u64) {
+        if from == 0 && to == self.offsets.len() && self.released_count == 0 {
+            // Whole segment at once: time proportional to segments, not records.
+            let (records, bytes) = (self.record_count(), self.live_bytes);
+            for (word_index, word) in self.released.iter_mut().enumerate() {
+                let bits_in_word = (to - word_index * 64).min(64);
+                *word = if bits_in_word == 64 { u64::MAX } else { (1u64 << bits_in_word) - 1 };
+            }
+            self.released_count = records;
+            self.live_bytes = 0;
+            return (records, bytes);
+        }
+        let (mut records, mut bytes) = (0, 0);
+        for index in from..to {
+            if !self.is_released(index) {
+                self.released[index / 64] |= 1 << (index % 64);
+                records += 1;
+                bytes += self.frame_bytes(index);
+            }
+        }
+        self.released_count += records;
+        self.live_bytes -= bytes;
+        (records, bytes)
+    }
+
+    /// Released records as inclusive seq ranges (for compacting the release log).
+    pub fn released_ranges(&self) -> Vec<(u64, u64)> {
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        if self.released_count == 0 {
+            return ranges;
+        }
+        for index in 0..self.offsets.len() {
+            if self.is_released(index) {
+                let seq = self.first_seq + index as u64;
+                match ranges.last_mut() {
+                    Some(last) if last.1 + 1 == seq => last.1 = seq,
+                    _ => ranges.push((seq, seq)),
+                }
+            }
+        }
+        ranges
+    }
+}
