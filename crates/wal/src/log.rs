@@ -209,6 +209,14 @@ impl Wal {
         self.inner.sync_locked()
     }
 
+    /// Writes buffered appends to the file (no fsync): they survive a crash
+    /// of this process, not a power loss.
+    pub fn flush(&self) -> Result<()> {
+        self.check_writable()?;
+        let mut state = self.inner.lock_state();
+        self.inner.flush_locked(&mut state)
+    }
+
     /// Makes everything appended so far durable, whatever the policy.
     pub fn sync(&self) -> Result<()> {
         let _sync = self.inner.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -238,7 +246,9 @@ impl Wal {
     pub fn release(&self, seqs: RangeInclusive<u64>) -> Result<()> {
         self.check_writable()?;
         let mut state = self.inner.lock_state();
-        let (lo, hi) = (*seqs.start(), (*seqs.end()).min(state.next_seq - 1));
+        // Seq 0 is never assigned, and release.log reads an entry with lo 0
+        // as a torn tail (dropping it and every later entry), so clamp.
+        let (lo, hi) = ((*seqs.start()).max(1), (*seqs.end()).min(state.next_seq - 1));
         if lo > hi {
             return Ok(());
         }

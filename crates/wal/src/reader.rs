@@ -2,10 +2,11 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::frame::decode_at;
-use crate::log::Inner;
+use crate::log::{Inner, State};
 use crate::storage::Mapped;
 use crate::{io_error, Error, Result};
 
@@ -82,54 +83,21 @@ impl Reader {
         let mut planned = Vec::new();
         let mut paths = Vec::new();
         {
-            let mut state = self.inner.lock_state();
-            if self.next_seq > state.flushed_seq && self.next_seq < state.next_seq && !self.inner.options.read_only {
-                self.inner.flush_locked(&mut state)?;
-            }
-            let limit = state.flushed_seq;
-            let flushed_end = state.flushed_end;
-            let active_first = state.segments.back().map(|s| s.first_seq);
-            let start = state.segments.partition_point(|s| s.end_seq() <= self.next_seq);
-            for segment in state.segments.range_mut(start..) {
-                if planned.len() >= READ_BATCH_RECORDS || self.next_seq > limit {
-                    break;
-                }
-                self.next_seq = self.next_seq.max(segment.first_seq);
-                let last_seq = (segment.end_seq() - 1).min(limit);
-                if self.next_seq > last_seq {
-                    continue;
-                }
-                let last_index = (last_seq - segment.first_seq) as usize;
-                let needed_end = segment.offsets.get(last_index + 1).map_or(segment.end, |&o| u64::from(o));
-                let covered = segment.view.as_ref().map_or(0, |(_, covered)| *covered);
-                if covered < needed_end {
-                    let view = segment.file.map().map_err(|e| io_error(&segment.path, e))?;
-                    let is_active = Some(segment.first_seq) == active_first;
-                    let covered = if segment.file.map_is_coherent() {
-                        view.bytes().len() as u64
-                    } else if is_active {
-                        flushed_end
-                    } else {
-                        segment.end
-                    };
-                    segment.view = Some((view, covered));
-                }
-                let view = segment.view.as_ref().expect("view set above").0.clone();
-                paths.push(segment.path.clone());
-                let mut index = (self.next_seq - segment.first_seq) as usize;
-                while index <= last_index && planned.len() < READ_BATCH_RECORDS {
-                    if !segment.is_released(index) {
-                        let offset = segment.offsets[index] as usize;
-                        planned.push(Planned {
-                            seq: segment.first_seq + index as u64,
-                            offset,
-                            view: view.clone(),
-                            path_index: paths.len() - 1,
-                        });
-                    }
-                    index += 1;
-                }
-                self.next_seq = segment.first_seq + index as u64;
+            // A clone of the handle so `self` stays free to plan (one atomic
+            // increment per batch of up to READ_BATCH_RECORDS).
+            let inner = self.inner.clone();
+            let mut state = inner.lock_state();
+            self.plan(&mut state, &mut planned, &mut paths)?;
+            // Records still in the write buffer are invisible to readers until
+            // flushed. Flush only when this batch ran out before the tail, so
+            // a reader far behind does not break up the writer's buffering.
+            // (Checking only the start seq is not enough: a start inside the
+            // flushed part, followed by released records, would end the
+            // iteration before the buffered ones.)
+            let has_unflushed = state.flushed_seq + 1 < state.next_seq;
+            if planned.len() < READ_BATCH_RECORDS && has_unflushed && !inner.options.read_only {
+                inner.flush_locked(&mut state)?;
+                self.plan(&mut state, &mut planned, &mut paths)?;
             }
         }
         for plan in planned {
@@ -144,6 +112,57 @@ impl Reader {
                 body_offset: decoded.body_offset,
                 body_len: decoded.body_len,
             });
+        }
+        Ok(())
+    }
+
+    /// Plans up to [`READ_BATCH_RECORDS`] live records from `next_seq` up to
+    /// the last flushed seq, mapping segments as needed.
+    fn plan(&mut self, state: &mut State, planned: &mut Vec<Planned>, paths: &mut Vec<PathBuf>) -> Result<()> {
+        let limit = state.flushed_seq;
+        let flushed_end = state.flushed_end;
+        let active_first = state.segments.back().map(|s| s.first_seq);
+        let start = state.segments.partition_point(|s| s.end_seq() <= self.next_seq);
+        for segment in state.segments.range_mut(start..) {
+            if planned.len() >= READ_BATCH_RECORDS || self.next_seq > limit {
+                break;
+            }
+            self.next_seq = self.next_seq.max(segment.first_seq);
+            let last_seq = (segment.end_seq() - 1).min(limit);
+            if self.next_seq > last_seq {
+                continue;
+            }
+            let last_index = (last_seq - segment.first_seq) as usize;
+            let needed_end = segment.offsets.get(last_index + 1).map_or(segment.end, |&o| u64::from(o));
+            let covered = segment.view.as_ref().map_or(0, |(_, covered)| *covered);
+            if covered < needed_end {
+                let view = segment.file.map().map_err(|e| io_error(&segment.path, e))?;
+                let is_active = Some(segment.first_seq) == active_first;
+                let covered = if segment.file.map_is_coherent() {
+                    view.bytes().len() as u64
+                } else if is_active {
+                    flushed_end
+                } else {
+                    segment.end
+                };
+                segment.view = Some((view, covered));
+            }
+            let view = segment.view.as_ref().expect("view set above").0.clone();
+            paths.push(segment.path.clone());
+            let mut index = (self.next_seq - segment.first_seq) as usize;
+            while index <= last_index && planned.len() < READ_BATCH_RECORDS {
+                if !segment.is_released(index) {
+                    let offset = segment.offsets[index] as usize;
+                    planned.push(Planned {
+                        seq: segment.first_seq + index as u64,
+                        offset,
+                        view: view.clone(),
+                        path_index: paths.len() - 1,
+                    });
+                }
+                index += 1;
+            }
+            self.next_seq = segment.first_seq + index as u64;
         }
         Ok(())
     }

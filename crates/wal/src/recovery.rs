@@ -45,6 +45,9 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
                         storage.remove(&path).map_err(|e| io_error(&path, e))?;
                         storage.sync_dir(dir).map_err(|e| io_error(dir, e))?;
                     }
+                    // Its name is where the log continues: every earlier seq
+                    // was assigned already (perhaps released and deleted).
+                    next_seq = Some(next_seq.map_or(name_seq, |seq| seq.max(name_seq)));
                     continue;
                 }
                 return Err(corrupt(&path, 0, reason.to_owned()));
@@ -82,12 +85,20 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
         next_seq = Some(seq);
         segments.push_back(segment);
     }
+    if let Some(last) = segments.back_mut() {
+        // When a torn last segment was removed above (W3), the one before it
+        // was decoded as sealed but is the active segment again: it must not
+        // be taken for a sealed one (e.g. deleted once fully released).
+        last.sealed = false;
+    }
     if segments.is_empty() && !read_only {
         segments.push_back(create_segment(storage, dir, next_seq.unwrap_or(1), options)?);
     }
     let next_seq = segments.back().map_or(next_seq.unwrap_or(1), |s| s.end_seq());
-    let (release_log, ranges) = ReleaseLog::read(storage, dir, read_only)?;
-    for (lo, hi) in ranges {
+    let (mut release_log, ranges, clean) = ReleaseLog::read(storage, dir, read_only)?;
+    let mut reaches_past_tail = false;
+    for &(lo, hi) in &ranges {
+        reaches_past_tail |= hi >= next_seq;
         for segment in segments.iter_mut() {
             if segment.end_seq() <= lo || segment.first_seq > hi {
                 continue;
@@ -96,6 +107,18 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
             let to = (hi.min(segment.end_seq() - 1) + 1 - segment.first_seq) as usize;
             segment.release(from, to);
         }
+    }
+    if !read_only && (reaches_past_tail || !clean) {
+        // An entry may name seqs past the recovered tail: releases are synced
+        // before the data under `Never`/`Interval`, and a process crash keeps
+        // a written release entry but loses the write buffer. Those seqs will
+        // be assigned again to new records, which must not start out
+        // released; and a torn tail must not hide entries appended after it.
+        // So rewrite the file with exactly the releases of the records
+        // present. Found by the model test (tests/model.rs).
+        let present: Vec<(u64, u64)> = segments.iter().flat_map(|s| s.released_ranges()).collect();
+        tracing::warn!(dir = %dir.display(), clean, "rewriting release.log to the records present");
+        release_log.rewrite(storage, dir, &present)?;
     }
     let live_bytes = segments.iter().map(|s| s.live_bytes).sum();
     let live_records = segments.iter().map(|s| s.record_count() - s.released_count).sum();

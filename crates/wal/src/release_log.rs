@@ -37,13 +37,26 @@ fn encode(lo: u64, hi: u64) -> [u8; ENTRY_BYTES] {
 
 impl ReleaseLog {
     /// Reads the ranges recorded in `dir/release.log`; a missing file is empty.
-    pub fn read(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<(Self, Vec<(u64, u64)>)> {
+    ///
+    /// Also returns whether every byte of the file was a valid entry (false
+    /// after a torn write), so recovery knows to rewrite it.
+    pub fn read(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<(Self, Vec<(u64, u64)>, bool)> {
         let path = dir.join("release.log");
         let file = if read_only {
             storage.open_read_only(&path).ok()
         } else {
-            Some(storage.open(&path, true).map_err(|e| io_error(&path, e))?)
+            let existed = storage.list(dir).map_err(|e| io_error(dir, e))?.contains(&path);
+            let file = storage.open(&path, true).map_err(|e| io_error(&path, e))?;
+            if !existed {
+                // The new file's directory entry must be durable before any
+                // entry synced into it counts: otherwise a power loss after
+                // `sync()` could drop the whole file and bring released
+                // records back. Found by the model test (tests/model.rs).
+                storage.sync_dir(dir).map_err(|e| io_error(dir, e))?;
+            }
+            Some(file)
         };
+        let mut clean = true;
         let mut ranges = Vec::new();
         let mut end = 0u64;
         if let Some(file) = &file {
@@ -51,11 +64,13 @@ impl ReleaseLog {
             let mut bytes = vec![0u8; len as usize];
             let read = file.read_at(&mut bytes, 0).map_err(|e| io_error(&path, e))?;
             bytes.truncate(read);
+            clean &= bytes.len() % ENTRY_BYTES == 0;
             for chunk in bytes.chunks_exact(ENTRY_BYTES) {
                 let crc = u32::from_le_bytes(chunk[16..20].try_into().expect("4-byte slice"));
                 let lo = u64::from_le_bytes(chunk[0..8].try_into().expect("8-byte slice"));
                 let hi = u64::from_le_bytes(chunk[8..16].try_into().expect("8-byte slice"));
                 if crc32fast::hash(&chunk[0..16]) != crc || lo == 0 || lo > hi {
+                    clean = false;
                     break; // torn tail: entries are idempotent, the rest is lost harmlessly
                 }
                 ranges.push((lo, hi));
@@ -63,7 +78,7 @@ impl ReleaseLog {
             }
         }
         let entry_count = ranges.len() as u64;
-        Ok((ReleaseLog { path, file, end, entry_count, dirty: false }, ranges))
+        Ok((ReleaseLog { path, file, end, entry_count, dirty: false }, ranges, clean))
     }
 
     pub fn append(&mut self, lo: u64, hi: u64) -> Result<()> {

@@ -326,7 +326,7 @@ impl SimStorage {
             let mut kept = data.synced.clone();
             if let CrashMode::KeepUnsyncedPrefix(extra) = mode {
                 if data.written.len() >= kept.len() {
-                    let end = (kept.len() + extra).min(data.written.len());
+                    let end = kept.len().saturating_add(extra).min(data.written.len());
                     let start = kept.len().min(end);
                     kept.extend_from_slice(&data.written[start..end]);
                 }

@@ -1,0 +1,112 @@
+//! What the engine stores in its logs.
+//!
+//! Data log body (one queued record), little-endian:
+//! `op: u8 | queued_at_nanos: u64 | key_len: u32 | key | payload`.
+//!
+//! Meta log body: a bincode-encoded [`MetaEvent`]. The meta log is the
+//! durable record of states, the replay position and the catch-up errors
+//! (R19a); replaying it from the last snapshot rebuilds them.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{from_nanos, to_nanos};
+use crate::errors_table::ErrorRun;
+use crate::{Limit, Op, PauseReason, QueuedRecord, Record};
+
+const RECORD_HEADER_BYTES: usize = 1 + 8 + 4;
+
+/// Encodes a record for the data log.
+pub(crate) fn encode_record(record: &Record, queued_at: SystemTime) -> Vec<u8> {
+    let mut body = Vec::with_capacity(RECORD_HEADER_BYTES + record.key.len() + record.payload.len());
+    body.push(record.op.to_byte());
+    body.extend_from_slice(&to_nanos(queued_at).to_le_bytes());
+    body.extend_from_slice(&(record.key.len() as u32).to_le_bytes());
+    body.extend_from_slice(record.key.as_bytes());
+    body.extend_from_slice(&record.payload);
+    body
+}
+
+/// The integration key of an encoded record, without copying the payload.
+pub(crate) fn decode_key(body: &[u8]) -> Option<&str> {
+    let key_len = u32::from_le_bytes(body.get(9..13)?.try_into().ok()?) as usize;
+    std::str::from_utf8(body.get(RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + key_len)?).ok()
+}
+
+/// Decodes a data log body into a queued record.
+pub(crate) fn decode_record(seq: u64, body: &[u8]) -> Option<QueuedRecord> {
+    let op = Op::from_byte(*body.first()?)?;
+    let queued_at = from_nanos(u64::from_le_bytes(body.get(1..9)?.try_into().ok()?));
+    let key = decode_key(body)?.to_owned();
+    let payload = body.get(RECORD_HEADER_BYTES + key.len()..)?.to_vec();
+    Some(QueuedRecord { seq, key, op, payload, queued_at })
+}
+
+/// The durable state of a map, as the meta log stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum StoredState {
+    Running,
+    Paused { since_nanos: u64, reason: PauseReason },
+    CatchingUp,
+}
+
+/// One change to a map's durable state, applied atomically.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Commit {
+    /// New state, if it changed.
+    pub state: Option<StoredState>,
+    /// New blocked cap (Some(None) clears it).
+    pub blocked: Option<Option<Limit>>,
+    /// New replay head: every seq below it has left the queue.
+    pub head: Option<u64>,
+    /// Entries added to the catch-up errors.
+    pub add_errors: Vec<ErrorRun>,
+    /// Inclusive seq ranges that left the catch-up errors.
+    pub remove_errors: Vec<(u64, u64)>,
+    /// Entries whose metadata changed (replace the covered seqs).
+    pub update_errors: Vec<ErrorRun>,
+}
+
+/// A meta log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum MetaEvent {
+    /// A change.
+    Commit(Commit),
+    /// Everything at once; earlier entries are obsolete.
+    Snapshot { state: StoredState, blocked: Option<Limit>, head: u64, errors: Vec<ErrorRun> },
+}
+
+pub(crate) fn encode_event(event: &MetaEvent) -> Vec<u8> {
+    bincode::serialize(event).expect("meta events are plain data and always serialize")
+}
+
+pub(crate) fn decode_event(body: &[u8]) -> Option<MetaEvent> {
+    bincode::deserialize(body).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trip() {
+        let record = Record::new("USMF|CUST-1", Op::Update, b"payload".to_vec());
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(1_234_567);
+        let body = encode_record(&record, at);
+        assert_eq!(decode_key(&body), Some("USMF|CUST-1"));
+        let queued = decode_record(9, &body).expect("decodes");
+        assert_eq!(
+            (queued.seq, queued.key.as_str(), queued.op, queued.payload.as_slice()),
+            (9, "USMF|CUST-1", Op::Update, &b"payload"[..])
+        );
+        assert_eq!(queued.queued_at, at);
+    }
+
+    #[test]
+    fn garbage_does_not_decode() {
+        assert!(decode_record(1, &[]).is_none());
+        assert!(decode_record(1, &[9, 0, 0]).is_none());
+        assert!(decode_record(1, &[1, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 0, 0]).is_none());
+    }
+}

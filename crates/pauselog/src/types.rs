@@ -1,0 +1,327 @@
+//! The public data types of the engine (SPEC §7).
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+/// Longest integration key, in bytes (UTF-8).
+pub const KEY_BYTES_MAX: usize = 1024;
+/// Largest payload, in bytes (16 MiB).
+pub const PAYLOAD_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Default page size of [`Query`].
+pub const PAGE_LIMIT_DEFAULT: usize = 50;
+/// Largest page size of [`Query`].
+pub const PAGE_LIMIT_MAX: usize = 1000;
+
+/// What happened to the source row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    /// A row was created.
+    Create,
+    /// A row was updated.
+    Update,
+    /// A row was deleted.
+    Delete,
+}
+
+impl Op {
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            Op::Create => 1,
+            Op::Update => 2,
+            Op::Delete => 3,
+        }
+    }
+
+    pub(crate) fn from_byte(byte: u8) -> Option<Op> {
+        match byte {
+            1 => Some(Op::Create),
+            2 => Some(Op::Update),
+            3 => Some(Op::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// A record as the service submits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The business key the destination uses, e.g. `USMF|CUST-0042`; 1–1024 bytes.
+    pub key: String,
+    /// The operation.
+    pub op: Op,
+    /// Opaque payload, 0–16 MiB. Never logged.
+    pub payload: Vec<u8>,
+}
+
+impl Record {
+    /// A record for `key`.
+    pub fn new(key: impl Into<String>, op: Op, payload: impl Into<Vec<u8>>) -> Self {
+        Record { key: key.into(), op, payload: payload.into() }
+    }
+}
+
+/// A record as stored: with its sequence number and queue time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRecord {
+    /// Strictly increasing per table map, never reused; the idempotency key
+    /// the destination may dedupe on. 0 for a live (never queued) delivery.
+    pub seq: u64,
+    /// The integration key.
+    pub key: String,
+    /// The operation.
+    pub op: Op,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// When it was queued, on the engine's clock.
+    pub queued_at: SystemTime,
+}
+
+/// What `submit` did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// Delivered to the destination right away (Running).
+    Live,
+    /// Queued durably with this seq (Paused, CatchingUp, or tripped a rule).
+    Queued {
+        /// The record's seq.
+        seq: u64,
+    },
+}
+
+/// Why a map is paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PauseReason {
+    /// An operator called `pause`.
+    Manual,
+    /// A maintenance window rule.
+    Window,
+    /// The destination-health rule.
+    DestinationUnavailable,
+}
+
+/// Which cap blocked a paused map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Limit {
+    /// `max_queue_bytes` reached.
+    Size,
+    /// `max_pause` reached.
+    PauseAge,
+}
+
+/// The state of a table map (R1–R4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapState {
+    /// Live sync.
+    Running,
+    /// Queueing.
+    Paused {
+        /// Start of this pause, on the engine clock.
+        since: SystemTime,
+        /// Why.
+        reason: PauseReason,
+        /// The cap that blocks new records, if any.
+        blocked: Option<Limit>,
+    },
+    /// Replaying the queue; new records go to its tail.
+    CatchingUp {
+        /// Records replayed since this catch-up started.
+        replayed: u64,
+        /// Records still queued.
+        remaining: u64,
+    },
+}
+
+/// How to resume a paused map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResumeMode {
+    /// Replay the queue, new writes to its tail, then live (R12).
+    CatchUp,
+    /// Live at once; the queue becomes catch-up errors (`Preserved`) (R13).
+    SkipToLivePreserve,
+    /// Live at once; the queue is discarded (R13).
+    SkipToLiveDiscard,
+}
+
+/// A rule that pauses a map automatically (R14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PauseRule {
+    /// Pause at `start`; at `end`, resume with `resume` if set.
+    Window {
+        /// Window start (engine clock).
+        start: SystemTime,
+        /// Window end.
+        end: SystemTime,
+        /// How to resume at `end`; `None` leaves the map paused.
+        resume: Option<ResumeMode>,
+    },
+    /// Pause when this many consecutive live writes answer `Unavailable`.
+    DestinationUnavailable {
+        /// How many in a row.
+        consecutive: u32,
+    },
+}
+
+/// Per-key order during catch-up (R15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyOrdering {
+    /// After a rejection, later records of the same key also move to the
+    /// errors (`BlockedByEarlierFailure`), so a retry applies them in order.
+    #[default]
+    Strict,
+    /// Only the rejected record moves.
+    BestEffort,
+}
+
+/// Why a record is in the catch-up errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorReason {
+    /// The destination rejected it.
+    Rejected,
+    /// A skip to live preserved it.
+    Preserved,
+    /// An earlier record with the same key failed (Strict ordering).
+    BlockedByEarlierFailure,
+    /// A newer record of its key was delivered live since; a plain retry
+    /// will not overwrite it (R16b).
+    Superseded,
+}
+
+/// A queued record that was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatchupError {
+    /// The record.
+    pub record: QueuedRecord,
+    /// Why it is here.
+    pub reason: ErrorReason,
+    /// The destination's last error text.
+    pub last_error: Option<String>,
+    /// Delivery attempts that failed (0 for a preserved record).
+    pub attempts: u32,
+    /// When it first landed here.
+    pub first_failed_at: SystemTime,
+    /// When it last failed.
+    pub last_failed_at: SystemTime,
+}
+
+/// One page of a listing (R10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// At most `limit` items, in seq order.
+    pub items: Vec<T>,
+    /// Cursor for the next page, if more matched.
+    pub next: Option<String>,
+    /// Total count of the list (or of the key, with a key filter).
+    pub total: u64,
+}
+
+/// A listing query: `Query::default().key(k).limit(n).after(cursor)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Query {
+    /// Only this integration key.
+    pub key: Option<String>,
+    /// Page size; default 50, max 1000.
+    pub limit: Option<usize>,
+    /// A previous page's `next`.
+    pub after: Option<String>,
+}
+
+impl Query {
+    /// Filter by integration key.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+    /// Page size (1..=1000).
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+    /// Continue after this cursor.
+    pub fn after(mut self, cursor: impl Into<String>) -> Self {
+        self.after = Some(cursor.into());
+        self
+    }
+}
+
+/// Which catch-up errors to retry or discard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every entry.
+    All,
+    /// Entries of one integration key.
+    Key(String),
+    /// Entries with these seqs.
+    Seqs(Vec<u64>),
+}
+
+/// Per-map configuration. `MapConfig::default()` gives the spec's defaults.
+#[derive(Debug, Clone)]
+pub struct MapConfig {
+    /// Cap on queued bytes (encoded, framing included). Default: 1 GiB.
+    pub max_queue_bytes: u64,
+    /// Longest pause before the map blocks. Default: 24 h.
+    pub max_pause: Duration,
+    /// Cap on catch-up error bytes. Default: 1 GiB.
+    pub max_error_bytes: u64,
+    /// Per-key order during catch-up. Default: Strict.
+    pub key_ordering: KeyOrdering,
+    /// Automatic pause rules. Default: none.
+    pub rules: Vec<PauseRule>,
+    /// Most records per replay batch. Default: 1024.
+    pub replay_batch_records: usize,
+    /// First and largest backoff after an `Unavailable` answer during replay.
+    /// Default: 10 ms and 5 s.
+    pub backoff_min: Duration,
+    /// See `backoff_min`.
+    pub backoff_max: Duration,
+}
+
+impl Default for MapConfig {
+    fn default() -> Self {
+        MapConfig {
+            max_queue_bytes: 1 << 30,
+            max_pause: Duration::from_secs(24 * 60 * 60),
+            max_error_bytes: 1 << 30,
+            key_ordering: KeyOrdering::Strict,
+            rules: Vec::new(),
+            replay_batch_records: 1024,
+            backoff_min: Duration::from_millis(10),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The operator's figures for a map (R9).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapStats {
+    /// The state.
+    pub state: MapState,
+    /// Queued records.
+    pub queued_records: u64,
+    /// Queued bytes (encoded).
+    pub queued_bytes: u64,
+    /// Age of the oldest queued record, on the engine clock.
+    pub oldest_queued_age: Option<Duration>,
+    /// Bytes left before the size cap.
+    pub bytes_left: u64,
+    /// Time left before the pause-age cap (while paused).
+    pub pause_time_left: Option<Duration>,
+    /// The blocking cap, if any (also while catching up after a block).
+    pub blocked: Option<Limit>,
+    /// Records replayed in this catch-up.
+    pub replayed: u64,
+    /// Records left to replay (while catching up).
+    pub remaining: u64,
+    /// Recent drain rate, records per second (while catching up).
+    pub drain_rate_per_sec: f64,
+    /// Estimated time to drain at that rate.
+    pub eta: Option<Duration>,
+    /// Catch-up error entries.
+    pub error_records: u64,
+    /// Catch-up error bytes.
+    pub error_bytes: u64,
+    /// Last delivery error seen by the replay, if it is stalled or failed.
+    pub last_error: Option<String>,
+}

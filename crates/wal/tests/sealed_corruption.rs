@@ -1,0 +1,103 @@
+//! SPEC R19: corruption inside an older, sealed segment is reported as an
+//! error naming the file and offset — never skipped silently, never truncated.
+
+mod common;
+
+use std::path::Path;
+
+use common::{body, segment_files, small_segments};
+use pauselog_wal::{frame_bytes, Error, Wal, WalOptions, SEGMENT_HEADER_BYTES};
+
+const RECORD_COUNT: u64 = 120;
+
+fn len_of(seq: u64) -> usize {
+    50 + (seq as usize * 13) % 90
+}
+
+fn write_log(dir: &Path) {
+    let wal = Wal::open(dir, small_segments()).expect("open");
+    for seq in 1..=RECORD_COUNT {
+        wal.append(&body(seq, len_of(seq))).expect("append");
+    }
+    wal.close().expect("close");
+}
+
+fn first_seq_of(path: &Path) -> u64 {
+    path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).expect("segment name")
+}
+
+fn flip_bit(path: &Path, offset: u64, bit: u8) {
+    let mut bytes = std::fs::read(path).expect("read segment");
+    bytes[offset as usize] ^= 1 << bit;
+    std::fs::write(path, bytes).expect("write segment");
+}
+
+fn open_error(dir: &Path) -> Error {
+    Wal::open(dir, small_segments()).expect_err("a damaged sealed segment must not open")
+}
+
+#[test]
+fn bit_flip_in_a_sealed_segment_names_file_and_frame_offset() {
+    let origin = tempfile::tempdir().expect("temp dir");
+    write_log(origin.path());
+    let segments = segment_files(origin.path());
+    assert!(segments.len() >= 3);
+    // The second segment: sealed, with frames on both sides of the damage.
+    let sealed = &segments[1];
+    let first_seq = first_seq_of(sealed);
+    let next_first_seq = first_seq_of(&segments[2]);
+    let mut offset = SEGMENT_HEADER_BYTES;
+    let scratch = tempfile::tempdir().expect("temp dir");
+    for seq in first_seq..next_first_seq {
+        let frame = frame_bytes(len_of(seq));
+        // Damage the length, the CRC, the seq and the body in turn.
+        for (case, within) in [0u64, 5, 9, frame - 1].into_iter().enumerate() {
+            let dir = scratch.path().join(format!("{seq}-{case}"));
+            common::copy_dir(origin.path(), &dir);
+            let damaged = dir.join(sealed.file_name().expect("name"));
+            flip_bit(&damaged, offset + within, (seq % 8) as u8);
+            match open_error(&dir) {
+                Error::Corrupt { path, offset: at, .. } => {
+                    assert_eq!(path, damaged, "the error names the damaged file");
+                    assert_eq!(at, offset, "the error names the damaged frame's offset (seq {seq})");
+                }
+                other => panic!("expected Error::Corrupt, got {other:?}"),
+            }
+            std::fs::remove_dir_all(&dir).expect("clean up");
+        }
+        offset += frame;
+    }
+    assert_eq!(offset, std::fs::metadata(sealed).expect("metadata").len(), "a sealed segment ends at its last frame");
+}
+
+#[test]
+fn damaged_segment_header_is_corrupt_at_offset_zero() {
+    let origin = tempfile::tempdir().expect("temp dir");
+    write_log(origin.path());
+    let segments = segment_files(origin.path());
+    let scratch = tempfile::tempdir().expect("temp dir");
+    // A sealed segment's header, and the last segment's header while it holds frames.
+    for (case, segment) in [&segments[0], &segments[1], segments.last().expect("last")].into_iter().enumerate() {
+        for header_byte in [0u64, 8, 16, 28] {
+            let dir = scratch.path().join(format!("{case}-{header_byte}"));
+            common::copy_dir(origin.path(), &dir);
+            let damaged = dir.join(segment.file_name().expect("name"));
+            flip_bit(&damaged, header_byte, 3);
+            match open_error(&dir) {
+                Error::Corrupt { path, offset, .. } => {
+                    assert_eq!(path, damaged);
+                    assert_eq!(offset, 0);
+                }
+                other => panic!("expected Error::Corrupt, got {other:?}"),
+            }
+            // Read-only open reports the same damage and changes nothing.
+            let before = std::fs::read(&damaged).expect("read");
+            assert!(matches!(Wal::open(&dir, small_segments().read_only(true)), Err(Error::Corrupt { .. })));
+            assert_eq!(std::fs::read(&damaged).expect("read"), before);
+            std::fs::remove_dir_all(&dir).expect("clean up");
+        }
+    }
+    // The undamaged original still opens with every record.
+    let wal = Wal::open(origin.path(), WalOptions::default().segment_bytes_max(4096)).expect("open");
+    assert_eq!(wal.stats().live_records, RECORD_COUNT);
+}
