@@ -100,3 +100,13 @@
 //! - **L2** crash after a segment's unlink but before the directory fsync: the
 //!   segment may reappear, with its records live unless release.log says
 //!   otherwise; again at least once, never a loss.
+//! - **L3** release.log is created at open and its directory entry is fsynced
+//!   before any release is written to it; otherwise a power loss after a
+//!   synced release could drop the whole file.
+//! - **L4** an entry may name seqs past the recovered tail (under `Never` or
+//!   `Interval` a release entry can reach the disk while the buffered records
+//!   it names do not). Those seqs are assigned again after the crash, so
+//!   recovery rewrites release.log to the releases of the records present
+//!   whenever an entry reaches past the tail or the file has a torn tail.
+//!   Entries never have `lo` 0 (a release from 0 is clamped to 1), since
+//!   `lo` 0 reads as a torn tail.

@@ -5,7 +5,7 @@ use std::fmt;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::frame::{self, frame_bytes, FRAME_BODY_BYTES_MAX};
@@ -28,8 +28,14 @@ pub(crate) struct Inner {
     pub options: WalOptions,
     pub storage: Arc<dyn Storage>,
     pub state: Mutex<State>,
-    /// Serialises fsyncs; the holder syncs for everyone queued behind it.
+    /// Serialises fsyncs.
     sync_lock: Mutex<()>,
+    /// Group commit: whether a leader is syncing for everyone in
+    /// [`Wal::sync_through`]; the others wait on `sync_done`.
+    sync_leader: Mutex<bool>,
+    sync_done: Condvar,
+    /// Records made durable by the last fsync of `sync_through` (a hint).
+    last_group_records: AtomicU64,
     /// Every seq `<=` this is durable.
     durable_seq: AtomicU64,
     poisoned: AtomicBool,
@@ -113,6 +119,9 @@ impl Wal {
                 storage,
                 state: Mutex::new(state),
                 sync_lock: Mutex::new(()),
+                sync_leader: Mutex::new(false),
+                sync_done: Condvar::new(),
+                last_group_records: AtomicU64::new(0),
                 durable_seq: AtomicU64::new(durable_seq),
                 poisoned: AtomicBool::new(false),
                 poison_reason: Mutex::new(String::new()),
@@ -195,18 +204,49 @@ impl Wal {
     }
 
     /// Makes every record up to `seq` durable. Concurrent callers share one
-    /// fsync: whoever holds the sync lock flushes and syncs all that was
-    /// appended before it, and the others find their seq already durable.
+    /// fsync (group commit): one caller leads, flushing and syncing all that
+    /// was appended so far, while the others wait on a condition variable;
+    /// the leader wakes them all at once, and those still not covered (they
+    /// appended after its flush) elect the next leader.
+    ///
+    /// A plain mutex around the fsync groups badly: it hands waiters over one
+    /// at a time, and the thread that just synced can take it again at once.
     pub fn sync_through(&self, seq: u64) -> Result<()> {
-        if self.inner.durable_seq.load(Ordering::Acquire) >= seq {
-            return self.inner.check_poison();
+        let inner = &self.inner;
+        if inner.durable_seq.load(Ordering::Acquire) >= seq {
+            return inner.check_poison();
         }
-        let _sync = self.inner.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.inner.check_poison()?;
-        if self.inner.durable_seq.load(Ordering::Acquire) >= seq {
-            return Ok(());
+        let mut leading = inner.sync_leader.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            inner.check_poison()?;
+            if inner.durable_seq.load(Ordering::Acquire) >= seq {
+                return Ok(());
+            }
+            if *leading {
+                leading = inner.sync_done.wait(leading).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            *leading = true;
+            drop(leading);
+            if inner.last_group_records.load(Ordering::Relaxed) > 1 {
+                // Writers woken by the last group are about to append again:
+                // let them, so this fsync covers them too. A lone writer
+                // never gets here (its groups hold one record).
+                std::thread::yield_now();
+            }
+            let result = {
+                let _sync = inner.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+                if inner.durable_seq.load(Ordering::Acquire) >= seq {
+                    inner.check_poison()
+                } else {
+                    inner.check_poison().and_then(|()| inner.sync_locked())
+                }
+            };
+            leading = inner.sync_leader.lock().unwrap_or_else(|p| p.into_inner());
+            *leading = false;
+            inner.sync_done.notify_all();
+            result?;
         }
-        self.inner.sync_locked()
     }
 
     /// Writes buffered appends to the file (no fsync): they survive a crash
@@ -461,7 +501,8 @@ impl Inner {
         if let Err(e) = file.sync_data() {
             return Err(self.poison(&io_error(&path, e)));
         }
-        self.durable_seq.fetch_max(target, Ordering::AcqRel);
+        let previous = self.durable_seq.fetch_max(target, Ordering::AcqRel);
+        self.last_group_records.store(target.saturating_sub(previous), Ordering::Relaxed);
         Ok(())
     }
 

@@ -17,6 +17,10 @@ const ENTRY_BYTES: usize = 20;
 /// Entries after which the release log is rewritten compactly.
 pub(crate) const COMPACT_ENTRIES: u64 = 16 * 1024;
 
+/// What [`ReleaseLog::read`] found: the log, its ranges, and whether every
+/// byte of the file was a valid entry.
+pub(crate) type ReadReleaseLog = (ReleaseLog, Vec<(u64, u64)>, bool);
+
 #[derive(Debug)]
 pub(crate) struct ReleaseLog {
     path: PathBuf,
@@ -40,7 +44,7 @@ impl ReleaseLog {
     ///
     /// Also returns whether every byte of the file was a valid entry (false
     /// after a torn write), so recovery knows to rewrite it.
-    pub fn read(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<(Self, Vec<(u64, u64)>, bool)> {
+    pub fn read(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<ReadReleaseLog> {
         let path = dir.join("release.log");
         let file = if read_only {
             storage.open_read_only(&path).ok()
@@ -64,7 +68,7 @@ impl ReleaseLog {
             let mut bytes = vec![0u8; len as usize];
             let read = file.read_at(&mut bytes, 0).map_err(|e| io_error(&path, e))?;
             bytes.truncate(read);
-            clean &= bytes.len() % ENTRY_BYTES == 0;
+            clean &= bytes.len().is_multiple_of(ENTRY_BYTES);
             for chunk in bytes.chunks_exact(ENTRY_BYTES) {
                 let crc = u32::from_le_bytes(chunk[16..20].try_into().expect("4-byte slice"));
                 let lo = u64::from_le_bytes(chunk[0..8].try_into().expect("8-byte slice"));

@@ -20,6 +20,8 @@ pub trait Mapped: Send + Sync + fmt::Debug {
 }
 
 /// A file opened through a [`Storage`].
+// A file's length is a size, not a collection: `is_empty` would mean nothing here.
+#[allow(clippy::len_without_is_empty)]
 pub trait StorageFile: Send + Sync + fmt::Debug {
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;

@@ -61,7 +61,7 @@ fn acknowledged_records_survive_sigkill() {
             .expect("spawn child");
         let mut lines = BufReader::new(child.stdout.take().expect("child stdout")).lines();
         let mut run_acks = 0;
-        let mut parse = |line: &str, acknowledged: &mut Vec<(u64, Vec<u8>)>| {
+        let parse = |line: &str, acknowledged: &mut Vec<(u64, Vec<u8>)>| {
             let Some(rest) = line.strip_prefix("ACK ") else { return false };
             let fields: Vec<u64> = rest.split(' ').map(|f| f.parse().expect("number")).collect();
             let [seq, line_run, index] = fields[..] else { panic!("bad ack line {line}") };
