@@ -125,7 +125,7 @@ pub(crate) fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-fn validate_key(key: &str) -> Result<()> {
+pub(crate) fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() || key.len() > KEY_BYTES_MAX {
         return Err(Error::InvalidInput(format!(
             "integration key must be 1-{KEY_BYTES_MAX} bytes of UTF-8, got {} bytes",
@@ -135,7 +135,7 @@ fn validate_key(key: &str) -> Result<()> {
     Ok(())
 }
 
-fn page_limit(query: &Query) -> Result<usize> {
+pub(crate) fn page_limit(query: &Query) -> Result<usize> {
     match query.limit {
         None => Ok(PAGE_LIMIT_DEFAULT),
         Some(limit) if (1..=PAGE_LIMIT_MAX).contains(&limit) => Ok(limit),
@@ -210,13 +210,7 @@ impl TableMap {
             let core = self.shared.lock();
             core.queue.page(query.key.as_deref(), query.after.as_deref(), limit).map_err(Error::from_index)?
         };
-        let mut items = Vec::with_capacity(page.seqs.len());
-        for seq in page.seqs {
-            // A record replayed since the page was planned has left the queue.
-            if let Some(record) = self.shared.read_record(seq)? {
-                items.push(record);
-            }
-        }
+        let items = crate::views::read_records(&self.shared.data, &page.seqs)?;
         Ok(Page { items, next: page.next, total: page.total })
     }
 
@@ -230,21 +224,10 @@ impl TableMap {
             let core = self.shared.lock();
             let page =
                 core.errors.page(query.key.as_deref(), query.after.as_deref(), limit).map_err(Error::from_index)?;
-            let runs: Vec<Option<ErrorRun>> = page.seqs.iter().map(|&seq| core.error_table.get(seq).cloned()).collect();
+            let runs = crate::views::runs_of(&core.error_table, &page.seqs);
             (page, runs)
         };
-        let mut items = Vec::with_capacity(page.seqs.len());
-        for (seq, run) in page.seqs.into_iter().zip(runs) {
-            let (Some(run), Some(record)) = (run, self.shared.read_record(seq)?) else { continue };
-            items.push(CatchupError {
-                record,
-                reason: run.reason,
-                last_error: run.last_error,
-                attempts: run.attempts,
-                first_failed_at: from_nanos(run.first_failed_nanos),
-                last_failed_at: from_nanos(run.last_failed_nanos),
-            });
-        }
+        let items = crate::views::read_errors(&self.shared.data, &page.seqs, runs)?;
         Ok(Page { items, next: page.next, total: page.total })
     }
 
@@ -307,12 +290,7 @@ impl MapShared {
     }
 
     pub fn read_record(&self, seq: u64) -> Result<Option<QueuedRecord>> {
-        let Some(entry) = self.data.read(seq).map_err(|e| Error::from_wal(&self.name, e))? else { return Ok(None) };
-        codec::decode_record(seq, entry.body()).map(Some).ok_or_else(|| Error::Corrupt {
-            path: self.data.dir().to_path_buf(),
-            offset: 0,
-            reason: format!("record seq {seq} passed its CRC but does not decode as a queued record"),
-        })
+        crate::views::read_record(&self.data, seq)
     }
 
     /// Appends a commit to the meta log; `durable` syncs it (unless the

@@ -16,11 +16,12 @@ use crate::{Destination, Error, Limit, MapConfig, PauseRule, Result};
 const META_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The durable half of a map's state, as the meta log rebuilds it.
-struct Durable {
-    state: StoredState,
-    blocked: Option<Limit>,
-    head: u64,
-    errors: ErrorTable,
+#[derive(Debug)]
+pub(crate) struct Durable {
+    pub state: StoredState,
+    pub blocked: Option<Limit>,
+    pub head: u64,
+    pub errors: ErrorTable,
 }
 
 impl Durable {
@@ -75,16 +76,7 @@ pub(crate) fn open_map(
     let meta_options = WalOptions::default().sync(SyncPolicy::Never).segment_bytes_max(META_SEGMENT_BYTES);
     let meta = Wal::open(&dir.join("meta"), meta_options).map_err(wal_error)?;
 
-    let mut durable = Durable { state: StoredState::Running, blocked: None, head: 1, errors: ErrorTable::default() };
-    for entry in meta.reader(1) {
-        let entry = entry.map_err(wal_error)?;
-        let event = codec::decode_event(entry.body()).ok_or_else(|| Error::Corrupt {
-            path: meta.dir().to_path_buf(),
-            offset: 0,
-            reason: format!("meta event seq {} passed its CRC but does not decode", entry.seq()),
-        })?;
-        durable.apply(event);
-    }
+    let durable = read_durable(name, &meta)?;
     let tail = data.next_seq() - 1;
     let head = durable.head;
     release_stale(&data, &durable).map_err(wal_error)?;
@@ -140,6 +132,21 @@ pub(crate) fn open_map(
         map.spawn_replay(1)?;
     }
     Ok(map)
+}
+
+/// Replays the meta log from its last snapshot.
+pub(crate) fn read_durable(name: &str, meta: &Wal) -> Result<Durable> {
+    let mut durable = Durable { state: StoredState::Running, blocked: None, head: 1, errors: ErrorTable::default() };
+    for entry in meta.reader(1) {
+        let entry = entry.map_err(|e| Error::from_wal(name, e))?;
+        let event = codec::decode_event(entry.body()).ok_or_else(|| Error::Corrupt {
+            path: meta.dir().to_path_buf(),
+            offset: 0,
+            reason: format!("meta event seq {} passed its CRC but does not decode", entry.seq()),
+        })?;
+        durable.apply(event);
+    }
+    Ok(durable)
 }
 
 /// Releases data records below head that are not catch-up errors: their
@@ -198,11 +205,21 @@ fn load_indexes(
         }
     }
     tracing::info!(map = name, "rebuilding indexes from the data log");
+    rebuild_indexes(name, data, durable)
+}
+
+/// Scans the data log: records at or after head are queued, earlier ones
+/// covered by an error run are catch-up errors.
+pub(crate) fn rebuild_indexes(name: &str, data: &Wal, durable: &Durable) -> Result<(KeyIndex, KeyIndex)> {
     let (mut queue, mut errors) = (KeyIndex::new(), KeyIndex::new());
     for entry in data.reader(1) {
-        let entry = entry.map_err(wal_error)?;
+        let entry = entry.map_err(|e| Error::from_wal(name, e))?;
         let seq = entry.seq();
-        let key = codec::decode_key(entry.body()).ok_or_else(|| undecodable(seq))?;
+        let key = codec::decode_key(entry.body()).ok_or_else(|| Error::Corrupt {
+            path: data.dir().to_path_buf(),
+            offset: 0,
+            reason: format!("record seq {seq} passed its CRC but its key does not decode"),
+        })?;
         if seq >= durable.head {
             queue.insert(key, seq).map_err(Error::from_index)?;
         } else if durable.errors.get(seq).is_some() {
