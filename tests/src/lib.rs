@@ -1,1 +1,327 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: engines on temp dirs, scriptable
+//! destinations, records. An API change is fixed here, not in every test.
+#![deny(missing_docs)]
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use pauselog::{
+    DeliveryError, Destination, Engine, ManualClock, MapConfig, MapState, Op, QueuedRecord, Record, SyncPolicy,
+    TableMap,
+};
+
+/// A generous real-time bound for waits on background work.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The start of every test clock: 2026-01-01T00:00:00Z.
+pub fn epoch() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600)
+}
+
+/// A manual clock at [`epoch`].
+pub fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(epoch()))
+}
+
+/// An engine on `dir` with a manual clock, no background ticker, and `sync`.
+pub fn engine_with(dir: &Path, clock: &Arc<ManualClock>, sync: SyncPolicy) -> Engine {
+    Engine::builder(dir).sync(sync).clock(clock.clone()).tick_interval(None).open().expect("engine opens")
+}
+
+/// [`engine_with`] under `SyncPolicy::Always`.
+pub fn engine(dir: &Path, clock: &Arc<ManualClock>) -> Engine {
+    engine_with(dir, clock, SyncPolicy::Always)
+}
+
+/// A record with key `key` and a payload naming `n`.
+pub fn rec(key: &str, n: u64) -> Record {
+    Record::new(key, Op::Update, format!("payload-{n}").into_bytes())
+}
+
+/// A destination that records what it is given and can be told to reject
+/// keys, be unavailable, or block until released.
+#[derive(Debug, Default)]
+pub struct TestDest {
+    delivered: Mutex<Vec<QueuedRecord>>,
+    reject_keys: Mutex<HashSet<String>>,
+    unavailable: AtomicBool,
+    /// Accepted deliveries after which the destination answers Unavailable.
+    unavailable_after: AtomicU64,
+    calls: AtomicU64,
+    gate: Mutex<Option<Arc<(Mutex<bool>, std::sync::Condvar)>>>,
+}
+
+impl TestDest {
+    /// A destination that accepts everything.
+    pub fn new() -> Arc<TestDest> {
+        Arc::new(TestDest::default())
+    }
+
+    /// Rejects every record of `key` from now on.
+    pub fn reject(&self, key: &str) {
+        self.reject_keys.lock().unwrap().insert(key.to_owned());
+    }
+
+    /// Accepts `key` again.
+    pub fn accept(&self, key: &str) {
+        self.reject_keys.lock().unwrap().remove(key);
+    }
+
+    /// Answers `Unavailable` to everything while `down`.
+    pub fn set_unavailable(&self, down: bool) {
+        self.unavailable.store(down, Ordering::SeqCst);
+    }
+
+    /// Accepts `n` more records, then answers `Unavailable` until
+    /// `set_unavailable(false)`.
+    pub fn unavailable_after(&self, n: u64) {
+        self.unavailable_after.store(self.delivered.lock().unwrap().len() as u64 + n + 1, Ordering::SeqCst);
+    }
+
+    /// Makes deliveries wait until [`TestDest::open_gate`].
+    pub fn close_gate(&self) {
+        *self.gate.lock().unwrap() = Some(Arc::new((Mutex::new(false), std::sync::Condvar::new())));
+    }
+
+    /// Lets waiting deliveries through.
+    pub fn open_gate(&self) {
+        if let Some(gate) = self.gate.lock().unwrap().take() {
+            *gate.0.lock().unwrap() = true;
+            gate.1.notify_all();
+        }
+    }
+
+    /// Everything accepted so far, in delivery order.
+    pub fn delivered(&self) -> Vec<QueuedRecord> {
+        self.delivered.lock().unwrap().clone()
+    }
+
+    /// Seqs accepted so far, in delivery order (0 for live records).
+    pub fn delivered_seqs(&self) -> Vec<u64> {
+        self.delivered().iter().map(|r| r.seq).collect()
+    }
+
+    /// Payloads accepted so far, in delivery order.
+    pub fn delivered_payloads(&self) -> Vec<String> {
+        self.delivered().iter().map(|r| String::from_utf8_lossy(&r.payload).into_owned()).collect()
+    }
+
+    /// Calls to `deliver` (accepted or not).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Destination for TestDest {
+    fn deliver(&self, record: &QueuedRecord) -> Result<(), DeliveryError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            let mut open = gate.0.lock().unwrap();
+            while !*open {
+                open = gate.1.wait(open).unwrap();
+            }
+        }
+        let limit = self.unavailable_after.load(Ordering::SeqCst);
+        if limit > 0 && self.delivered.lock().unwrap().len() as u64 + 1 >= limit {
+            self.unavailable.store(true, Ordering::SeqCst);
+            self.unavailable_after.store(0, Ordering::SeqCst);
+        }
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(DeliveryError::Unavailable("destination is down".into()));
+        }
+        if self.reject_keys.lock().unwrap().contains(&record.key) {
+            return Err(DeliveryError::Rejected(format!("validation failed for {}", record.key)));
+        }
+        self.delivered.lock().unwrap().push(record.clone());
+        Ok(())
+    }
+}
+
+/// Opens map `name` with `config` on `engine`, delivering to `dest`.
+pub fn open_map(engine: &Engine, name: &str, config: MapConfig, dest: &Arc<TestDest>) -> TableMap {
+    engine.table_map(name, config, dest.clone()).expect("table map opens")
+}
+
+/// Waits until the map is Running.
+pub fn wait_running(map: &TableMap) {
+    map.wait_for(|s| matches!(s, MapState::Running), WAIT).expect("map reaches Running");
+}
+
+/// True if the state is Paused.
+pub fn is_paused(state: &MapState) -> bool {
+    matches!(state, MapState::Paused { .. })
+}
+
+/// Every queued record of `map` (optionally of one key), following the
+/// page cursors from the first page to the last.
+pub fn all_queued(map: &TableMap, key: Option<&str>) -> Vec<QueuedRecord> {
+    let mut items = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut query = pauselog::Query::default().limit(pauselog::PAGE_LIMIT_MAX);
+        if let Some(key) = key {
+            query = query.key(key);
+        }
+        if let Some(cursor) = after.take() {
+            query = query.after(cursor);
+        }
+        let page = map.queued(&query).expect("queued page");
+        items.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return items,
+        }
+    }
+}
+
+/// Every catch-up error of `map` (optionally of one key), page by page.
+pub fn all_errors(map: &TableMap, key: Option<&str>) -> Vec<pauselog::CatchupError> {
+    let mut items = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut query = pauselog::Query::default().limit(pauselog::PAGE_LIMIT_MAX);
+        if let Some(key) = key {
+            query = query.key(key);
+        }
+        if let Some(cursor) = after.take() {
+            query = query.after(cursor);
+        }
+        let page = map.catchup_errors(&query).expect("catch-up errors page");
+        items.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return items,
+        }
+    }
+}
+
+/// Crash tests: the parent re-executes this test binary, running one child
+/// `#[test]` fn that does the scenario named by this variable.
+pub const CRASH_CHILD_ENV: &str = "PAUSELOG_CRASH_CHILD";
+/// Crash tests: the data directory of the child.
+pub const CRASH_DIR_ENV: &str = "PAUSELOG_CRASH_DIR";
+/// Crash tests: how many kills per scenario (default 3; raise it for a long run).
+pub const CRASH_ROUNDS_ENV: &str = "PAUSELOG_CRASH_ROUNDS";
+
+/// Inside a crash child: its scenario and data directory. `None` in a normal
+/// test run, where a child entry fn returns at once.
+pub fn crash_child_args() -> Option<(String, std::path::PathBuf)> {
+    let scenario = std::env::var(CRASH_CHILD_ENV).ok()?;
+    let dir = std::env::var_os(CRASH_DIR_ENV).expect("a crash child gets its directory");
+    Some((scenario, dir.into()))
+}
+
+/// Kills per crash scenario: `PAUSELOG_CRASH_ROUNDS`, default 3.
+pub fn crash_rounds() -> usize {
+    std::env::var(CRASH_ROUNDS_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(3)
+}
+
+/// In a crash child: prints one event line (`@@TAG field ...`) and flushes it,
+/// so the parent knows about it before any kill.
+pub fn say(tag: &str, fields: &[&dyn std::fmt::Display]) {
+    use std::io::Write;
+    let mut line = format!("@@{tag}");
+    for field in fields {
+        line.push(' ');
+        line.push_str(&field.to_string());
+    }
+    line.push('\n');
+    let mut out = std::io::stdout().lock();
+    out.write_all(line.as_bytes()).expect("stdout");
+    out.flush().expect("stdout flush");
+}
+
+/// One `@@TAG field ...` line a crash child printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The tag, e.g. `ACK`.
+    pub tag: String,
+    /// The fields after it.
+    pub fields: Vec<String>,
+}
+
+impl Event {
+    /// Field `index` parsed as a number.
+    pub fn num(&self, index: usize) -> u64 {
+        self.fields[index].parse().expect("numeric field")
+    }
+}
+
+/// Runs the child test fn `child_test` (its path in this test binary, e.g.
+/// `crash_loses_no_acknowledged_record::crash_child`) with `scenario` on
+/// `dir`, kills it with SIGKILL as soon as `enough(events so far)` holds, and
+/// returns every event it printed before it died. Panics (with the child's
+/// stderr) if the child exits on its own or prints nothing for [`WAIT`].
+pub fn run_and_kill(child_test: &str, scenario: &str, dir: &Path, enough: impl Fn(&[Event]) -> bool) -> Vec<Event> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let stderr_path = dir.with_extension("child-stderr");
+    let stderr = std::fs::File::create(&stderr_path).expect("child stderr file");
+    let mut child = Command::new(std::env::current_exe().expect("test binary path"))
+        .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
+        .env(CRASH_CHILD_ENV, scenario)
+        .env(CRASH_DIR_ENV, dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("child starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (send, receive) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let parse = |line: &str| {
+        let (_, tagged) = line.split_once("@@")?;
+        let mut parts = tagged.split_whitespace().map(str::to_owned);
+        Some(Event { tag: parts.next()?, fields: parts.collect() })
+    };
+    let mut events = Vec::new();
+    let mut killed = false;
+    while !killed {
+        match receive.recv_timeout(WAIT) {
+            Ok(line) => {
+                events.extend(parse(&line));
+                if enough(&events) {
+                    child.kill().expect("SIGKILL the child");
+                    killed = true;
+                }
+            }
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                panic!(
+                    "crash child {scenario} stopped before the kill ({error:?}); {} events; stderr:\n{stderr}",
+                    events.len()
+                );
+            }
+        }
+    }
+    // What the child printed before it died still counts: it was acknowledged.
+    events.extend(receive.iter().filter_map(|line| parse(&line)));
+    reader.join().expect("reader thread");
+    let status = child.wait().expect("child reaped");
+    assert!(!status.success(), "the child was killed, not finished: {status:?}");
+    events
+}
+
+/// The name of a child entry fn as the test harness knows it: `path` is
+/// `module_path!()` of its module (crate name dropped) plus `::name`.
+pub fn child_test_name(module_path: &str, name: &str) -> String {
+    let module = module_path.split_once("::").map_or("", |(_, rest)| rest);
+    if module.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{module}::{name}")
+    }
+}

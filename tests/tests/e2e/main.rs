@@ -1,0 +1,18 @@
+//! End-to-end tests through the public API, one module per behaviour, each
+//! citing the SPEC rule it checks. One binary, so the crash tests can re-exec
+//! it as a child process.
+
+mod bad_input_changes_nothing;
+mod caps_block_without_dropping;
+mod catch_up_redirects_new_writes_to_tail;
+mod corruption_is_reported;
+mod crash_loses_no_acknowledged_record;
+mod delivery_is_at_least_once_in_order;
+mod index_store_is_derived;
+mod live_sync_delivers_at_once;
+mod pause_from_each_state;
+mod paused_submit_queues_durably;
+mod state_survives_restart;
+mod stats_show_operator_figures;
+mod queued_view_pages_and_filters;
+mod skip_to_live_preserves_or_discards;
