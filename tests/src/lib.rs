@@ -41,6 +41,9 @@ pub fn rec(key: &str, n: u64) -> Record {
     Record::new(key, Op::Update, format!("payload-{n}").into_bytes())
 }
 
+/// An open flag and its condvar: deliveries wait while it is false.
+type Gate = (Mutex<bool>, std::sync::Condvar);
+
 /// A destination that records what it is given and can be told to reject
 /// keys, be unavailable, or block until released.
 #[derive(Debug, Default)]
@@ -51,7 +54,7 @@ pub struct TestDest {
     /// Accepted deliveries after which the destination answers Unavailable.
     unavailable_after: AtomicU64,
     calls: AtomicU64,
-    gate: Mutex<Option<Arc<(Mutex<bool>, std::sync::Condvar)>>>,
+    gate: Mutex<Option<Arc<Gate>>>,
 }
 
 impl TestDest {

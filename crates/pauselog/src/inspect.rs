@@ -143,44 +143,71 @@ impl MapInspector {
     }
 }
 
-/// Checks every frame's CRC in every map's logs, and that each log's byte
-/// accounting equals the sum of the frames it holds (R19).
+/// Checks every frame's CRC in every map's logs (released frames included),
+/// that each log's byte accounting equals the sum of its live frames, and
+/// that the meta log does not point past the data log (R19).
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     for name in crate::list_map_names(dir)? {
         let (mut frames, mut bytes) = (0u64, 0u64);
+        let mut logs = Vec::new();
         for log in ["data", "meta"] {
-            let wal = match open_read_only(dir, &name, log) {
-                Ok(wal) => wal,
-                Err(error) => {
-                    report.problems.push(format!("{name}/{log}: {error}"));
-                    continue;
+            match open_read_only(dir, &name, log).and_then(|wal| check_log(&name, log, &wal).map(|c| (wal, c))) {
+                Ok((wal, (log_frames, log_bytes, problems))) => {
+                    frames += log_frames;
+                    bytes += log_bytes;
+                    report.problems.extend(problems);
+                    logs.push(wal);
                 }
-            };
-            let (mut log_frames, mut log_bytes) = (0u64, 0u64);
-            for entry in wal.reader(1) {
-                match entry {
-                    Ok(entry) => {
-                        log_frames += 1;
-                        log_bytes += entry.frame_bytes();
-                    }
-                    Err(error) => {
-                        report.problems.push(format!("{name}/{log}: {error}"));
-                        break;
-                    }
-                }
+                Err(error) => report.problems.push(format!("{name}/{log}: {error}")),
             }
-            let stats = wal.stats();
-            if report.problems.is_empty() && (stats.live_bytes != log_bytes || stats.live_records != log_frames) {
-                report.problems.push(format!(
-                    "{name}/{log}: accounting says {} records / {} bytes, frames read add up to {log_frames} / {log_bytes}",
-                    stats.live_records, stats.live_bytes
-                ));
+        }
+        if let [data, meta] = &logs[..] {
+            match read_durable(&name, meta) {
+                Ok(durable) if durable.head > data.next_seq() => report.problems.push(format!(
+                    "{name}: the meta log says records up to seq {} left the queue, but the data log ends at seq {}: acknowledged records are missing",
+                    durable.head - 1,
+                    data.next_seq() - 1
+                )),
+                Ok(_) => {}
+                Err(error) => report.problems.push(format!("{name}/meta: {error}")),
             }
-            frames += log_frames;
-            bytes += log_bytes;
         }
         report.maps.push((name, frames, bytes));
     }
     Ok(report)
+}
+
+/// CRC-checks every frame of one log and compares its accounting with the
+/// live frames; returns frames checked, live bytes read, and the problems.
+fn check_log(name: &str, log: &str, wal: &Wal) -> Result<(u64, u64, Vec<String>)> {
+    let mut problems = Vec::new();
+    let frames = match wal.verify() {
+        Ok(frames) => frames,
+        Err(error) => {
+            problems.push(format!("{name}/{log}: {error}"));
+            return Ok((0, 0, problems));
+        }
+    };
+    let (mut live_records, mut live_bytes) = (0u64, 0u64);
+    for entry in wal.reader(1) {
+        match entry {
+            Ok(entry) => {
+                live_records += 1;
+                live_bytes += entry.frame_bytes();
+            }
+            Err(error) => {
+                problems.push(format!("{name}/{log}: {error}"));
+                return Ok((frames, live_bytes, problems));
+            }
+        }
+    }
+    let stats = wal.stats();
+    if stats.live_bytes != live_bytes || stats.live_records != live_records {
+        problems.push(format!(
+            "{name}/{log}: accounting says {} records / {} bytes, the live frames add up to {live_records} / {live_bytes}",
+            stats.live_records, stats.live_bytes
+        ));
+    }
+    Ok((frames, live_bytes, problems))
 }

@@ -247,12 +247,12 @@ impl TableMap {
         self.shared.discard_errors(selection)
     }
 
-    /// Waits until `pred` holds for the state, or `timeout` (real time) passes.
+    /// Waits until `pred` holds for the state, or `timeout` (real time)
+    /// passes. `pred` runs without the map's lock held, so it may call the map.
     pub fn wait_for(&self, pred: impl Fn(&MapState) -> bool, timeout: Duration) -> Result<MapState> {
         let deadline = Instant::now() + timeout;
-        let mut core = self.shared.lock();
         loop {
-            let state = self.shared.state_of(&core);
+            let state = self.state();
             if pred(&state) {
                 return Ok(state);
             }
@@ -260,7 +260,11 @@ impl TableMap {
             if now >= deadline {
                 return Err(Error::Timeout);
             }
-            core = self.shared.changed.wait_timeout(core, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            // A change between `state()` and this wait is caught by the short
+            // cap on the wait, at worst 20 ms late.
+            let core = self.shared.lock();
+            let wait = (deadline - now).min(Duration::from_millis(20));
+            drop(self.shared.changed.wait_timeout(core, wait).unwrap_or_else(|p| p.into_inner()));
         }
     }
 
@@ -505,7 +509,7 @@ impl MapShared {
             });
         }
         let at = to_nanos(now);
-        let run = has_backlog.then(|| ErrorRun {
+        let run = has_backlog.then_some(ErrorRun {
             lo,
             hi,
             reason: ErrorReason::Preserved,

@@ -77,6 +77,13 @@ pub(crate) fn open_map(
     let meta = Wal::open(&dir.join("meta"), meta_options).map_err(wal_error)?;
 
     let durable = read_durable(name, &meta)?;
+    if durable.head > data.next_seq() {
+        // The meta log is ahead of the data log (records the replay passed
+        // were lost, e.g. to a power loss under SyncPolicy::Never): never
+        // hand their seqs to new records.
+        tracing::warn!(map = name, head = durable.head, data_next = data.next_seq(), "data log behind the replay head");
+        data.skip_to(durable.head).map_err(wal_error)?;
+    }
     let tail = data.next_seq() - 1;
     let head = durable.head;
     release_stale(&data, &durable).map_err(wal_error)?;

@@ -5,6 +5,9 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
+
+use pauselog_wal::SyncPolicy;
 
 use crate::clock::to_nanos;
 use crate::codec::{self, Commit, StoredState};
@@ -48,10 +51,21 @@ pub(crate) fn run(map: Arc<MapShared>, generation: u64) {
                 finish(&map, &mut core);
                 return;
             }
+            // Under Always the replay never delivers a record before it is
+            // durable, so the head can never pass a record a crash may lose.
+            let bound = match map.ctx.sync {
+                SyncPolicy::Always => core.tail.min(map.data.stats().durable_seq),
+                _ => core.tail,
+            };
+            if bound < core.head {
+                // The tail's group fsync is still running: wait for it.
+                drop(map.changed.wait_timeout(core, Duration::from_millis(1)).unwrap_or_else(|p| p.into_inner()));
+                continue;
+            }
             core.delivering = true;
-            (core.head, core.tail)
+            (core.head, bound)
         };
-        let result = plan(&map, head, tail).and_then(|batch| Ok(deliver(&map, head, tail, batch)));
+        let result = plan(&map, head, tail).map(|batch| deliver(&map, head, tail, batch));
         let stall = {
             let mut core = map.lock();
             core.delivering = false;

@@ -5,6 +5,7 @@
 //! ```text
 //! LOCK                         exclusive lock (flock); holds "pid N (exe)" of the holder
 //! 00000000000000000001.seg     segments, named by their first seq, zero-padded to 20 digits
+//! 00000000000000000001.idx     sidecar index of a sealed segment (optional)
 //! 00000000000000065281.seg
 //! release.log                  released seq ranges inside segments still present
 //! ```
@@ -43,6 +44,35 @@
 //! are contiguous inside a segment; between segments there may be gaps, since
 //! a fully released segment in the middle is deleted.
 //!
+//! ## Sidecar index `<first_seq>.idx` (sealed segments only)
+//!
+//! | offset | width | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `PLOGIDX\0` |
+//! | 8 | u32 | format version (1) |
+//! | 12 | u32 | record count `n` |
+//! | 16 | u64 | segment length in bytes (the sealed file's exact length) |
+//! | 24 | u64 | first seq of the segment |
+//! | 32 | 4·n | frame offsets, u32 each, ascending |
+//! | 32+4n | u32 | CRC32 of every byte before it |
+//!
+//! Written and fsynced when a segment is sealed, before the next segment is
+//! created. At open, a sealed segment whose sidecar is valid (CRC, magic,
+//! version, first seq, offsets back to back) and names the segment's current
+//! length is not scanned: its offsets come from the sidecar, and its frames
+//! are *unverified* — each is CRC-checked (with its seq and length) on its
+//! first read in the process, or by `Wal::verify`, so damage in a sealed
+//! segment is still reported as [`crate::Error::Corrupt`] with file and
+//! offset, only later. A missing or invalid sidecar means a scan, as before
+//! sidecars existed. The active (last) segment never uses its sidecar: one
+//! found there is stale (crash case R2) and removed. A sidecar is deleted
+//! before its segment; an orphan sidecar is removed at open.
+//!
+//! Each frame is checked once per process: frames scanned at open were
+//! CRC-checked then, frames appended by this process were encoded from
+//! memory; a segment keeps the offset below which every frame was checked
+//! (`verified_end`), and readers CRC-check only frames past it.
+//!
 //! ## release.log
 //!
 //! 20-byte entries `lo u64 | hi u64 | crc32(lo ‖ hi) u32`: inclusive seq ranges
@@ -72,6 +102,27 @@
 //!   that fails (length, CRC or seq) and cuts the file there (then
 //!   re-extends it with zeros). None of the lost frames was acknowledged under
 //!   `SyncPolicy::Always`, because acknowledgement follows the fdatasync.
+//!
+//!   A torn write can leave garbage only inside the writes issued since the
+//!   last completed fdatasync: the writer puts frames into the file only by
+//!   one `pwrite` of its buffer (flushed at 1 MiB, so a write is at most
+//!   1 MiB plus one frame) and acknowledges only after the fdatasync. So
+//!   when the bytes after the failing frame are not all zeros, recovery
+//!   scans the byte offsets past it for a later valid frame (a seq above the
+//!   expected one but no more than the frames that fit in between, a length
+//!   that fits, a matching CRC). One found more than
+//!   [`crate::TORN_WRITE_WINDOW_BYTES`] (4 MiB; or the damaged frame's own
+//!   declared size, if larger and inside the file) past the damage proves
+//!   that the failing frame was durable long before: that is damage to
+//!   acknowledged data, reported as [`crate::Error::Corrupt`] naming the
+//!   damaged frame, never truncated. Damage closer to the tail than the
+//!   window cannot be told from a torn write and is cut as above.
+//!
+//!   Under `SyncPolicy::Never` or `Interval` the unsynced region may be much
+//!   larger than the window, and a power loss with out-of-order write-back
+//!   can leave a hole (zeros) followed by later frames that did reach the
+//!   disk: open then reports `Corrupt` instead of cutting records that were
+//!   never promised durable. This errs on the side of reporting.
 //! - **W2** crash after the `fdatasync`: the frames are durable and found.
 //!
 //! Create a segment (file created, header written, fallocate, fsync file,
@@ -82,18 +133,27 @@
 //!   after the header region is zero, it held no record: it is removed. A bad
 //!   header followed by data is [`crate::Error::Corrupt`].
 //!
-//! Rotate (flush, `set_len` to the last frame, `fsync` the old segment, then
-//! create the new one as above):
+//! Rotate (flush, `set_len` to the last frame, `fsync` the old segment,
+//! write and `fsync` its sidecar, then create the new one as above; the
+//! sidecar's directory entry becomes durable with the new segment's
+//! directory fsync):
 //!
 //! - **R1** crash before the old segment's fsync: it is still the last
-//!   segment; W1 applies to it.
+//!   segment; W1 applies to it. No sidecar was written yet.
 //! - **R2** crash after it, before the new segment is durable: the old segment
-//!   is the last one again and is exact-length; appends continue in it.
+//!   is the last one again and is exact-length; appends continue in it. Its
+//!   sidecar, if present (complete or torn), is removed at open, since the
+//!   last segment is always scanned. Should that removal itself be lost to a
+//!   later crash, the sidecar names a length the grown segment no longer
+//!   has (so it is ignored), and the next seal overwrites it.
 //! - **R3** crash after the new segment is durable: the old one is sealed and
-//!   exact-length, as a sealed segment must be.
+//!   exact-length, as a sealed segment must be, and its sidecar is complete
+//!   and durable (it was fsynced before the new segment was created).
 //!
 //! Release (accounting updated in memory, entry written to release.log, fully
-//! released sealed segments deleted, directory fsynced):
+//! released sealed segments deleted — each sidecar before its segment, so a
+//! crash leaves at worst a segment without a sidecar (scanned) or an orphan
+//! sidecar (removed at open) — directory fsynced):
 //!
 //! - **L1** crash before release.log is synced: the release is lost, the
 //!   records are live again (delivered again by an owner that replays them).

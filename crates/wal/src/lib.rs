@@ -46,6 +46,7 @@ use std::time::Duration;
 pub use frame::{frame_bytes, FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES};
 pub use log::{Wal, WalStats};
 pub use reader::{Entry, Reader};
+pub use recovery::TORN_WRITE_WINDOW_BYTES;
 pub use segment::{SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SEGMENT_VERSION};
 pub use storage::{CrashMode, FsStorage, SimStorage, Storage};
 

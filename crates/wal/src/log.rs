@@ -6,12 +6,12 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::frame::{self, frame_bytes, FRAME_BODY_BYTES_MAX};
 use crate::reader::{Entry, Reader};
 use crate::release_log::{ReleaseLog, COMPACT_ENTRIES};
-use crate::segment::{encode_header, segment_path, Segment, SEGMENT_HEADER_BYTES};
+use crate::segment::{encode_header, encode_sidecar, segment_path, sidecar_path, Segment, SEGMENT_HEADER_BYTES};
 use crate::storage::{FsStorage, Storage, StorageFile};
 use crate::{io_error, Error, Result, SyncPolicy, WalOptions};
 
@@ -30,12 +30,16 @@ pub(crate) struct Inner {
     pub state: Mutex<State>,
     /// Serialises fsyncs.
     sync_lock: Mutex<()>,
-    /// Group commit: whether a leader is syncing for everyone in
-    /// [`Wal::sync_through`]; the others wait on `sync_done`.
-    sync_leader: Mutex<bool>,
+    /// Group commit state of [`Wal::sync_through`]; followers wait on
+    /// `sync_done`, a gathering leader on `sync_gathered`.
+    group: Mutex<GroupCommit>,
     sync_done: Condvar,
-    /// Records made durable by the last fsync of `sync_through` (a hint).
-    last_group_records: AtomicU64,
+    sync_gathered: Condvar,
+    /// The last seq appended (mirrors `State::next_seq - 1` without its lock),
+    /// so a gathering leader sees arrivals.
+    appended_seq: AtomicU64,
+    /// fdatasyncs of the active segment issued to make appends durable.
+    sync_count: AtomicU64,
     /// Every seq `<=` this is durable.
     durable_seq: AtomicU64,
     poisoned: AtomicBool,
@@ -43,6 +47,26 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     _lock: Option<Box<dyn fmt::Debug + Send + Sync>>,
 }
+
+/// Group commit bookkeeping, under `Inner::group`.
+#[derive(Debug)]
+struct GroupCommit {
+    /// A thread is flushing and syncing for everyone.
+    leader: bool,
+    /// The leader is waiting for the writers it expects to append.
+    gathering: bool,
+    /// Records the next group is expected to hold: those the last fsync
+    /// covered plus those appended while it ran. Each of those writers is
+    /// about to append again.
+    expected_records: u64,
+    /// How long the last fsync took: the most a leader waits to gather.
+    last_sync_duration: Duration,
+}
+
+/// A gathering leader waits at most this fraction of the last fsync's
+/// duration (and at most [`GATHER_WAIT_MAX`]) for expected writers.
+const GATHER_WAIT_DIVISOR: u32 = 2;
+const GATHER_WAIT_MAX: Duration = Duration::from_millis(1);
 
 pub(crate) struct State {
     /// Ordered by `first_seq`; the last one is active (receives appends).
@@ -75,6 +99,10 @@ pub struct WalStats {
     pub next_seq: u64,
     /// Every seq up to this one is durable.
     pub durable_seq: u64,
+    /// fdatasyncs issued to make appends durable since open (group commits,
+    /// [`Wal::sync`], close): records appended divided by this is the
+    /// number of acknowledgements each fsync carried.
+    pub sync_count: u64,
 }
 
 impl fmt::Debug for Wal {
@@ -119,9 +147,16 @@ impl Wal {
                 storage,
                 state: Mutex::new(state),
                 sync_lock: Mutex::new(()),
-                sync_leader: Mutex::new(false),
+                group: Mutex::new(GroupCommit {
+                    leader: false,
+                    gathering: false,
+                    expected_records: 1,
+                    last_sync_duration: Duration::ZERO,
+                }),
                 sync_done: Condvar::new(),
-                last_group_records: AtomicU64::new(0),
+                sync_gathered: Condvar::new(),
+                appended_seq: AtomicU64::new(durable_seq),
+                sync_count: AtomicU64::new(0),
                 durable_seq: AtomicU64::new(durable_seq),
                 poisoned: AtomicBool::new(false),
                 poison_reason: Mutex::new(String::new()),
@@ -204,36 +239,42 @@ impl Wal {
     }
 
     /// Makes every record up to `seq` durable. Concurrent callers share one
-    /// fsync (group commit): one caller leads, flushing and syncing all that
-    /// was appended so far, while the others wait on a condition variable;
-    /// the leader wakes them all at once, and those still not covered (they
-    /// appended after its flush) elect the next leader.
+    /// fsync (group commit, leader/follower): one caller leads, while the
+    /// others wait on a condition variable. The leader first gathers: it
+    /// waits (at most half the last fsync's duration) until as many records
+    /// are pending as the last group held plus those that arrived during its
+    /// fsync — the writers it just released are about to append again. Then
+    /// it flushes everything buffered, releases every lock but the fsync's
+    /// own, runs the fdatasync, and wakes everyone; those not covered (they
+    /// appended during the fdatasync) elect the next leader among them.
     ///
-    /// A plain mutex around the fsync groups badly: it hands waiters over one
-    /// at a time, and the thread that just synced can take it again at once.
+    /// A lone writer never waits: its last group held one record, its own.
+    /// Without the gathering step, groups alternate between the writers that
+    /// the last fsync released and those that arrived during it, so each
+    /// fsync carries only half of them.
     pub fn sync_through(&self, seq: u64) -> Result<()> {
         let inner = &self.inner;
         if inner.durable_seq.load(Ordering::Acquire) >= seq {
             return inner.check_poison();
         }
-        let mut leading = inner.sync_leader.lock().unwrap_or_else(|p| p.into_inner());
+        let mut group = inner.group.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             inner.check_poison()?;
             if inner.durable_seq.load(Ordering::Acquire) >= seq {
                 return Ok(());
             }
-            if *leading {
-                leading = inner.sync_done.wait(leading).unwrap_or_else(|p| p.into_inner());
+            if group.leader {
+                if group.gathering {
+                    inner.sync_gathered.notify_one();
+                }
+                group = inner.sync_done.wait(group).unwrap_or_else(|p| p.into_inner());
                 continue;
             }
-            *leading = true;
-            drop(leading);
-            if inner.last_group_records.load(Ordering::Relaxed) > 1 {
-                // Writers woken by the last group are about to append again:
-                // let them, so this fsync covers them too. A lone writer
-                // never gets here (its groups hold one record).
-                std::thread::yield_now();
-            }
+            group.leader = true;
+            group = inner.gather(group);
+            drop(group);
+            let before = inner.durable_seq.load(Ordering::Acquire);
+            let started = Instant::now();
             let result = {
                 let _sync = inner.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
                 if inner.durable_seq.load(Ordering::Acquire) >= seq {
@@ -242,8 +283,11 @@ impl Wal {
                     inner.check_poison().and_then(|()| inner.sync_locked())
                 }
             };
-            leading = inner.sync_leader.lock().unwrap_or_else(|p| p.into_inner());
-            *leading = false;
+            let duration = started.elapsed();
+            group = inner.group.lock().unwrap_or_else(|p| p.into_inner());
+            group.leader = false;
+            group.last_sync_duration = duration;
+            group.expected_records = inner.appended_seq.load(Ordering::Acquire).saturating_sub(before).max(1);
             inner.sync_done.notify_all();
             result?;
         }
@@ -265,6 +309,40 @@ impl Wal {
             return Ok(());
         }
         self.inner.sync_locked()
+    }
+
+    /// Makes the next append get `seq` when that is ahead of the tail; the
+    /// seqs in between are never assigned. The engine calls this when its
+    /// meta log is ahead of the data log after a crash, so that no seq is
+    /// ever given to two different records. Costs one segment rotation.
+    pub fn skip_to(&self, seq: u64) -> Result<()> {
+        self.check_writable()?;
+        let mut state = self.inner.lock_state();
+        if seq <= state.next_seq {
+            return Ok(());
+        }
+        self.inner.rotate_locked(&mut state)?;
+        {
+            // The active segment is empty now: seal it at its header (an
+            // empty sealed segment is deleted below, or at the next open).
+            let active = state.active();
+            let (file, path) = (active.file.clone(), active.path.clone());
+            file.set_len(SEGMENT_HEADER_BYTES).map_err(|e| self.inner.poison(&io_error(&path, e)))?;
+            file.sync_all().map_err(|e| self.inner.poison(&io_error(&path, e)))?;
+            active.end = SEGMENT_HEADER_BYTES;
+            active.sealed = true;
+        }
+        let segment = create_segment(self.inner.storage.as_ref(), &self.inner.dir, seq, &self.inner.options)
+            .map_err(|e| self.inner.poison(&e))?;
+        state.segments.push_back(segment);
+        state.next_seq = seq;
+        state.flushed_seq = seq - 1;
+        state.flushed_end = SEGMENT_HEADER_BYTES;
+        state.allocated_bytes =
+            if self.inner.options.preallocate { self.inner.options.segment_bytes_max } else { SEGMENT_HEADER_BYTES };
+        self.inner.durable_seq.fetch_max(seq - 1, Ordering::AcqRel);
+        tracing::warn!(dir = %self.inner.dir.display(), seq, "sequence numbers skipped ahead so none is reused");
+        self.inner.delete_released_segments(&mut state)
     }
 
     /// Seals the active segment and starts a new one.
@@ -317,6 +395,56 @@ impl Wal {
     /// as it grows; released records are skipped.
     pub fn reader(&self, from_seq: u64) -> Reader {
         Reader::new(self.inner.clone(), from_seq)
+    }
+
+    /// CRC-checks every frame not yet checked in this process — the frames
+    /// of sealed segments that open loaded from their sidecar index instead
+    /// of scanning, released ones included — and returns how many it
+    /// checked, or the first damage as [`Error::Corrupt`] with file and
+    /// offset. Works on a read-only log (e.g. for a `verify` command); does
+    /// not block appends while it reads.
+    pub fn verify(&self) -> Result<u64> {
+        struct Unverified {
+            path: PathBuf,
+            file: Arc<dyn StorageFile>,
+            first_seq: u64,
+            offsets: Vec<u32>,
+            end: u64,
+            verified_end: Arc<std::sync::atomic::AtomicU64>,
+        }
+        let unverified: Vec<Unverified> = {
+            let state = self.inner.lock_state();
+            state
+                .segments
+                .iter()
+                .filter(|segment| !segment.is_verified())
+                .map(|segment| Unverified {
+                    path: segment.path.clone(),
+                    file: segment.file.clone(),
+                    first_seq: segment.first_seq,
+                    offsets: segment.offsets.clone(),
+                    end: segment.end,
+                    verified_end: segment.verified_end.clone(),
+                })
+                .collect()
+        };
+        let mut checked = 0;
+        for segment in unverified {
+            let view = segment.file.map().map_err(|e| io_error(&segment.path, e))?;
+            let bytes = view.bytes();
+            for (index, &offset) in segment.offsets.iter().enumerate() {
+                let offset = u64::from(offset);
+                if offset < segment.verified_end.load(Ordering::Acquire) {
+                    continue;
+                }
+                let end = segment.offsets.get(index + 1).map_or(segment.end, |&o| u64::from(o));
+                let seq = segment.first_seq + index as u64;
+                crate::reader::check_frame(bytes, offset as usize, end - offset, seq, &segment.path)?;
+                let _ = segment.verified_end.compare_exchange(offset, end, Ordering::AcqRel, Ordering::Acquire);
+                checked += 1;
+            }
+        }
+        Ok(checked)
     }
 
     /// Reads one record, or `None` if it was released or never appended.
@@ -383,6 +511,7 @@ impl Wal {
             segment_count: state.segments.len() as u64,
             next_seq: state.next_seq,
             durable_seq: self.inner.durable_seq.load(Ordering::Acquire),
+            sync_count: self.inner.sync_count.load(Ordering::Relaxed),
         }
     }
 
@@ -438,6 +567,28 @@ impl Inner {
         Error::Poisoned { dir: self.dir.clone(), reason: error.to_string() }
     }
 
+    /// The gathering step of [`Wal::sync_through`]: the leader waits until
+    /// the expected group has appended, or the wait budget is spent.
+    fn gather<'a>(&self, mut group: MutexGuard<'a, GroupCommit>) -> MutexGuard<'a, GroupCommit> {
+        let durable = self.durable_seq.load(Ordering::Acquire);
+        let pending = |inner: &Inner| inner.appended_seq.load(Ordering::Acquire).saturating_sub(durable);
+        if group.expected_records <= 1 || pending(self) >= group.expected_records {
+            return group;
+        }
+        let budget = (group.last_sync_duration / GATHER_WAIT_DIVISOR).min(GATHER_WAIT_MAX);
+        let deadline = Instant::now() + budget;
+        group.gathering = true;
+        while pending(self) < group.expected_records {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            group = self.sync_gathered.wait_timeout(group, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        group.gathering = false;
+        group
+    }
+
     fn append_locked(&self, state: &mut State, body: &[u8]) -> Result<()> {
         let frame_len = frame_bytes(body.len());
         let active = state.active();
@@ -449,6 +600,7 @@ impl Inner {
         frame::encode_into(&mut state.buffer, seq, body);
         state.active().push(frame_len);
         state.next_seq += 1;
+        self.appended_seq.store(seq, Ordering::Release);
         state.live_bytes += frame_len;
         state.live_records += 1;
         if state.buffer.len() >= BUFFER_BYTES_MAX {
@@ -501,8 +653,8 @@ impl Inner {
         if let Err(e) = file.sync_data() {
             return Err(self.poison(&io_error(&path, e)));
         }
-        let previous = self.durable_seq.fetch_max(target, Ordering::AcqRel);
-        self.last_group_records.store(target.saturating_sub(previous), Ordering::Relaxed);
+        self.sync_count.fetch_add(1, Ordering::Relaxed);
+        self.durable_seq.fetch_max(target, Ordering::AcqRel);
         Ok(())
     }
 
@@ -521,6 +673,12 @@ impl Inner {
             file.set_len(end).map_err(|e| self.poison(&io_error(&path, e)))?;
             file.sync_all().map_err(|e| self.poison(&io_error(&path, e)))?;
             active.sealed = true;
+            // The sidecar lets the next open skip scanning this segment. It
+            // is durable before the next segment exists (format.rs, R2/R3);
+            // its directory entry becomes durable with the new segment's.
+            let sidecar = sidecar_path(&self.dir, active.first_seq);
+            let bytes = encode_sidecar(active);
+            write_durably(self.storage.as_ref(), &sidecar, &bytes).map_err(|e| self.poison(&e))?;
         }
         self.durable_seq.fetch_max(next_seq - 1, Ordering::AcqRel);
         let segment =
@@ -539,6 +697,14 @@ impl Inner {
             let segment = &state.segments[index];
             if segment.sealed && segment.is_fully_released() {
                 let segment = state.segments.remove(index).expect("index in bounds");
+                // The sidecar first: a crash in between leaves a segment
+                // without one (scanned at open), never a stale sidecar.
+                let sidecar = sidecar_path(&self.dir, segment.first_seq);
+                match self.storage.remove(&sidecar) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error(&sidecar, e)),
+                }
                 self.storage.remove(&segment.path).map_err(|e| io_error(&segment.path, e))?;
                 tracing::debug!(path = %segment.path.display(), "released segment deleted");
                 deleted += 1;
@@ -576,6 +742,14 @@ impl State {
         assert_eq!(bytes, self.live_bytes, "shadow byte accounting disagrees with the counter");
         assert_eq!(records, self.live_records, "shadow record accounting disagrees with the counter");
     }
+}
+
+/// Writes a whole small file and fsyncs it (not its directory entry).
+fn write_durably(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> Result<()> {
+    let file = storage.open(path, true).map_err(|e| io_error(path, e))?;
+    file.set_len(0).map_err(|e| io_error(path, e))?;
+    file.write_all_at(bytes, 0).map_err(|e| io_error(path, e))?;
+    file.sync_all().map_err(|e| io_error(path, e))
 }
 
 /// Creates a segment file with its header, preallocated, durable with its

@@ -3,9 +3,10 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::frame::decode_at;
+use crate::frame::{decode_at, FRAME_HEADER_BYTES};
 use crate::log::{Inner, State};
 use crate::storage::Mapped;
 use crate::{io_error, Error, Result};
@@ -47,12 +48,19 @@ impl fmt::Debug for Entry {
 }
 
 /// Iterates live records in seq order from a starting seq up to the tail as it
-/// is when each batch is planned. Takes the log's lock only to plan a batch;
-/// decoding and CRC checks run without it, so the writer is not blocked.
+/// is when each batch is planned. Takes the log's lock only to plan a batch
+/// (positions only, no reference counting); each frame is checked and handed
+/// out in `next`, right before the caller touches its body.
+///
+/// A frame is CRC-checked only if it has not been checked in this process
+/// yet (a segment loaded from its sidecar index at open); frames recovery
+/// scanned or this process appended get a cheap check of their seq field.
 pub struct Reader {
     inner: Arc<Inner>,
     next_seq: u64,
-    batch: VecDeque<Entry>,
+    batch: VecDeque<Planned>,
+    /// The segments the current batch reads from.
+    sources: Vec<Source>,
     failed: bool,
 }
 
@@ -62,16 +70,44 @@ impl fmt::Debug for Reader {
     }
 }
 
+struct Source {
+    path: PathBuf,
+    view: Arc<dyn Mapped>,
+    verified_end: Arc<AtomicU64>,
+}
+
 struct Planned {
     seq: u64,
     offset: usize,
-    view: Arc<dyn Mapped>,
-    path_index: usize,
+    frame_bytes: u32,
+    source: u32,
+    check_crc: bool,
+}
+
+/// CRC-checks the frame of `seq` at `offset`, `frame_bytes` long as the index
+/// says; damage is [`Error::Corrupt`] naming the file and offset.
+pub(crate) fn check_frame(
+    bytes: &[u8],
+    offset: usize,
+    frame_bytes: u64,
+    seq: u64,
+    path: &std::path::Path,
+) -> Result<()> {
+    let corrupt = |reason: String| Error::Corrupt { path: path.to_path_buf(), offset: offset as u64, reason };
+    let decoded = decode_at(bytes, offset, seq)
+        .map_err(|damage| corrupt(format!("frame failed its check on read (expected seq {seq}): {damage:?}")))?;
+    if decoded.frame_bytes() != frame_bytes {
+        return Err(corrupt(format!(
+            "frame of seq {seq} is {} bytes but the segment index says {frame_bytes}",
+            decoded.frame_bytes()
+        )));
+    }
+    Ok(())
 }
 
 impl Reader {
     pub(crate) fn new(inner: Arc<Inner>, from_seq: u64) -> Self {
-        Reader { inner, next_seq: from_seq.max(1), batch: VecDeque::new(), failed: false }
+        Reader { inner, next_seq: from_seq.max(1), batch: VecDeque::new(), sources: Vec::new(), failed: false }
     }
 
     /// The seq this reader will look at next.
@@ -80,51 +116,71 @@ impl Reader {
     }
 
     fn fill(&mut self) -> Result<()> {
-        let mut planned = Vec::new();
-        let mut paths = Vec::new();
-        {
-            // A clone of the handle so `self` stays free to plan (one atomic
-            // increment per batch of up to READ_BATCH_RECORDS).
-            let inner = self.inner.clone();
-            let mut state = inner.lock_state();
-            self.plan(&mut state, &mut planned, &mut paths)?;
-            // Records still in the write buffer are invisible to readers until
-            // flushed. Flush only when this batch ran out before the tail, so
-            // a reader far behind does not break up the writer's buffering.
-            // (Checking only the start seq is not enough: a start inside the
-            // flushed part, followed by released records, would end the
-            // iteration before the buffered ones.)
-            let has_unflushed = state.flushed_seq + 1 < state.next_seq;
-            if planned.len() < READ_BATCH_RECORDS && has_unflushed && !inner.options.read_only {
-                inner.flush_locked(&mut state)?;
-                self.plan(&mut state, &mut planned, &mut paths)?;
-            }
-        }
-        for plan in planned {
-            let decoded = decode_at(plan.view.bytes(), plan.offset, plan.seq).map_err(|damage| Error::Corrupt {
-                path: paths[plan.path_index].clone(),
-                offset: plan.offset as u64,
-                reason: format!("frame failed its check on read: {damage:?}"),
-            })?;
-            self.batch.push_back(Entry {
-                seq: plan.seq,
-                view: plan.view,
-                body_offset: decoded.body_offset,
-                body_len: decoded.body_len,
-            });
+        self.sources.clear();
+        // A clone of the handle so `self` stays free to plan (one atomic
+        // increment per batch of up to READ_BATCH_RECORDS).
+        let inner = self.inner.clone();
+        let mut state = inner.lock_state();
+        self.plan(&mut state)?;
+        // Records still in the write buffer are invisible to readers until
+        // flushed. Flush only when this batch ran out before the tail, so
+        // a reader far behind does not break up the writer's buffering.
+        // (Checking only the start seq is not enough: a start inside the
+        // flushed part, followed by released records, would end the
+        // iteration before the buffered ones.)
+        let has_unflushed = state.flushed_seq + 1 < state.next_seq;
+        if self.batch.len() < READ_BATCH_RECORDS && has_unflushed && !inner.options.read_only {
+            inner.flush_locked(&mut state)?;
+            self.plan(&mut state)?;
         }
         Ok(())
     }
 
+    /// Checks a planned frame and makes it an entry.
+    fn entry(&self, planned: Planned) -> Result<Entry> {
+        let source = &self.sources[planned.source as usize];
+        let bytes = source.view.bytes();
+        let frame_bytes = u64::from(planned.frame_bytes);
+        let body_offset = planned.offset + FRAME_HEADER_BYTES as usize;
+        let corrupt =
+            |reason: String| Error::Corrupt { path: source.path.clone(), offset: planned.offset as u64, reason };
+        if planned.check_crc {
+            check_frame(bytes, planned.offset, frame_bytes, planned.seq, &source.path)?;
+            let frame_end = planned.offset as u64 + frame_bytes;
+            // Contiguous progress only: a frame skipped (released) stays unverified.
+            let _ = source.verified_end.compare_exchange(
+                planned.offset as u64,
+                frame_end,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        } else {
+            // Checked before in this process: the index is right unless
+            // memory is; a cheap paired check of the seq field stays.
+            let seq_field = bytes
+                .get(planned.offset + 8..body_offset)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8-byte slice")));
+            if seq_field != Some(planned.seq) || planned.offset as u64 + frame_bytes > bytes.len() as u64 {
+                return Err(corrupt(format!("frame does not carry the expected seq {}", planned.seq)));
+            }
+        }
+        Ok(Entry {
+            seq: planned.seq,
+            view: source.view.clone(),
+            body_offset,
+            body_len: (frame_bytes - FRAME_HEADER_BYTES) as usize,
+        })
+    }
+
     /// Plans up to [`READ_BATCH_RECORDS`] live records from `next_seq` up to
     /// the last flushed seq, mapping segments as needed.
-    fn plan(&mut self, state: &mut State, planned: &mut Vec<Planned>, paths: &mut Vec<PathBuf>) -> Result<()> {
+    fn plan(&mut self, state: &mut State) -> Result<()> {
         let limit = state.flushed_seq;
         let flushed_end = state.flushed_end;
         let active_first = state.segments.back().map(|s| s.first_seq);
         let start = state.segments.partition_point(|s| s.end_seq() <= self.next_seq);
         for segment in state.segments.range_mut(start..) {
-            if planned.len() >= READ_BATCH_RECORDS || self.next_seq > limit {
+            if self.batch.len() >= READ_BATCH_RECORDS || self.next_seq > limit {
                 break;
             }
             self.next_seq = self.next_seq.max(segment.first_seq);
@@ -148,16 +204,20 @@ impl Reader {
                 segment.view = Some((view, covered));
             }
             let view = segment.view.as_ref().expect("view set above").0.clone();
-            paths.push(segment.path.clone());
+            let verified_end = segment.verified_end.load(Ordering::Acquire);
+            let source = self.sources.len() as u32;
+            self.sources.push(Source { path: segment.path.clone(), view, verified_end: segment.verified_end.clone() });
             let mut index = (self.next_seq - segment.first_seq) as usize;
-            while index <= last_index && planned.len() < READ_BATCH_RECORDS {
+            while index <= last_index && self.batch.len() < READ_BATCH_RECORDS {
                 if !segment.is_released(index) {
-                    let offset = segment.offsets[index] as usize;
-                    planned.push(Planned {
+                    let offset = segment.offsets[index];
+                    let frame_bytes = segment.frame_bytes(index);
+                    self.batch.push_back(Planned {
                         seq: segment.first_seq + index as u64,
-                        offset,
-                        view: view.clone(),
-                        path_index: paths.len() - 1,
+                        offset: offset as usize,
+                        frame_bytes: u32::try_from(frame_bytes).expect("a frame is below 4 GiB"),
+                        source,
+                        check_crc: u64::from(offset) >= verified_end,
                     });
                 }
                 index += 1;
@@ -172,16 +232,21 @@ impl Iterator for Reader {
     type Item = Result<Entry>;
 
     fn next(&mut self) -> Option<Result<Entry>> {
-        if let Some(entry) = self.batch.pop_front() {
-            return Some(Ok(entry));
+        if self.batch.is_empty() {
+            if self.failed {
+                return None;
+            }
+            if let Err(error) = self.fill() {
+                self.failed = true;
+                return Some(Err(error));
+            }
         }
-        if self.failed {
-            return None;
-        }
-        match self.fill() {
-            Ok(()) => self.batch.pop_front().map(Ok),
+        let planned = self.batch.pop_front()?;
+        match self.entry(planned) {
+            Ok(entry) => Some(Ok(entry)),
             Err(error) => {
                 self.failed = true;
+                self.batch.clear();
                 Some(Err(error))
             }
         }

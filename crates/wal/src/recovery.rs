@@ -5,12 +5,27 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::frame::{decode_at, FrameDamage};
+use crate::frame::{decode_at, FrameDamage, FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES};
 use crate::log::{create_segment, State};
 use crate::release_log::ReleaseLog;
-use crate::segment::{decode_header, parse_segment_path, Segment, SEGMENT_HEADER_BYTES};
+use crate::segment::{
+    decode_header, decode_sidecar, parse_segment_path, parse_sidecar_path, sidecar_path, Segment, SEGMENT_HEADER_BYTES,
+};
 use crate::storage::Storage;
 use crate::{io_error, Error, Result, WalOptions};
+
+/// How far past a damaged frame of the active segment a torn write can
+/// reach (crash case W1 in [`crate::format`]). The writer puts frames into
+/// the file only through one `pwrite` of its buffer (which is flushed once it
+/// holds 1 MiB, so a write is at most 1 MiB plus one frame), and under
+/// `SyncPolicy::Always` acknowledges only after the `fdatasync` that follows.
+/// A crash therefore leaves garbage only in the writes issued since the last
+/// completed fdatasync: in practice one buffer, and this window allows four
+/// (appenders may flush a full buffer while a group commit's fdatasync runs).
+/// A valid frame further than this past the damage (or past the damaged
+/// frame's own declared length, if larger and plausible) proves the damaged
+/// frame was durable before: that is corruption, not a torn tail.
+pub const TORN_WRITE_WINDOW_BYTES: u64 = 4 * 1024 * 1024;
 
 pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -> Result<State> {
     let read_only = options.read_only;
@@ -22,6 +37,18 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
     let mut segment_paths: Vec<(u64, std::path::PathBuf)> =
         paths.iter().filter_map(|p| parse_segment_path(p).map(|seq| (seq, p.clone()))).collect();
     segment_paths.sort();
+    let sidecars: std::collections::HashSet<std::path::PathBuf> =
+        paths.iter().filter(|p| parse_sidecar_path(p).is_some()).cloned().collect();
+    if !read_only {
+        // A sidecar whose segment is gone: the segment's deletion removes the
+        // sidecar first, but a crash may leave either; neither is needed.
+        for orphan in sidecars
+            .iter()
+            .filter(|p| parse_sidecar_path(p).is_some_and(|seq| !segment_paths.iter().any(|(s, _)| *s == seq)))
+        {
+            storage.remove(orphan).map_err(|e| io_error(orphan, e))?;
+        }
+    }
     let mut segments = VecDeque::new();
     let mut next_seq: Option<u64> = None;
     let last_index = segment_paths.len().saturating_sub(1);
@@ -37,7 +64,7 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
                 return Err(corrupt(&path, 0, format!("header names seq {seq} but the file name says {name_seq}")));
             }
             Err(reason) => {
-                let body_is_zero = bytes.get(SEGMENT_HEADER_BYTES as usize..).is_none_or(|b| b.iter().all(|&x| x == 0));
+                let body_is_zero = bytes.get(SEGMENT_HEADER_BYTES as usize..).is_none_or(is_all_zero);
                 if is_last && body_is_zero {
                     // Crash case W3: the segment was being created; it holds nothing.
                     tracing::warn!(path = %path.display(), reason, "removing a segment whose creation was torn");
@@ -59,37 +86,35 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
             }
         }
         let mut segment = Segment::new(first_seq, path.clone(), file.clone());
-        let mut offset = SEGMENT_HEADER_BYTES as usize;
-        let mut seq = first_seq;
-        while offset < bytes.len() {
-            match decode_at(bytes, offset, seq) {
-                Ok(decoded) => {
-                    segment.push(decoded.frame_bytes());
-                    offset += decoded.frame_bytes() as usize;
-                    seq += 1;
-                }
-                Err(damage) if is_last => {
-                    truncate_tail(&segment, bytes, offset, damage, read_only)?;
-                    break;
-                }
-                Err(damage) => {
-                    return Err(corrupt(
-                        &path,
-                        offset as u64,
-                        format!("{} in a sealed segment (expected seq {seq})", describe(damage)),
-                    ));
-                }
+        let sidecar = sidecar_path(dir, first_seq);
+        let has_sidecar = sidecars.contains(&sidecar);
+        if is_last {
+            if has_sidecar && !read_only {
+                // Crash case R2 (or a W3 removal below): the segment was
+                // sealed, but appends continue in it, so its sidecar is stale.
+                storage.remove(&sidecar).map_err(|e| io_error(&sidecar, e))?;
             }
+            scan_segment(&mut segment, bytes, true, read_only)?;
+        } else if !(has_sidecar && load_sidecar(storage, &sidecar, &mut segment, bytes.len() as u64)) {
+            scan_segment(&mut segment, bytes, false, read_only)?;
         }
         segment.sealed = !is_last;
-        next_seq = Some(seq);
+        next_seq = Some(segment.end_seq());
         segments.push_back(segment);
     }
     if let Some(last) = segments.back_mut() {
         // When a torn last segment was removed above (W3), the one before it
         // was decoded as sealed but is the active segment again: it must not
         // be taken for a sealed one (e.g. deleted once fully released).
+        // Its sidecar, if it was loaded from one, is stale once it grows.
         last.sealed = false;
+        let sidecar = sidecar_path(dir, last.first_seq);
+        if !read_only
+            && sidecars.contains(&sidecar)
+            && storage.list(dir).map_err(|e| io_error(dir, e))?.contains(&sidecar)
+        {
+            storage.remove(&sidecar).map_err(|e| io_error(&sidecar, e))?;
+        }
     }
     if segments.is_empty() && !read_only {
         segments.push_back(create_segment(storage, dir, next_seq.unwrap_or(1), options)?);
@@ -143,11 +168,126 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
     })
 }
 
-fn truncate_tail(segment: &Segment, bytes: &[u8], offset: usize, damage: FrameDamage, read_only: bool) -> Result<()> {
-    let tail_is_zero = bytes[offset..].iter().all(|&b| b == 0);
-    if tail_is_zero {
-        return Ok(()); // the preallocated, never written part
+/// Decodes (and CRC-checks) every frame of a segment. A sealed segment must
+/// decode to its end; the active one ends at its first undecodable frame
+/// when what follows is a torn tail (see [`later_valid_frame`]).
+fn scan_segment(segment: &mut Segment, bytes: &[u8], is_last: bool, read_only: bool) -> Result<()> {
+    let mut offset = SEGMENT_HEADER_BYTES as usize;
+    let mut seq = segment.first_seq;
+    while offset < bytes.len() {
+        match decode_at(bytes, offset, seq) {
+            Ok(decoded) => {
+                segment.push(decoded.frame_bytes());
+                offset += decoded.frame_bytes() as usize;
+                seq += 1;
+            }
+            Err(damage) if is_last => {
+                if is_all_zero(&bytes[offset..]) {
+                    return Ok(()); // the preallocated, never written part
+                }
+                if let Some((valid_offset, valid_seq)) = later_valid_frame(bytes, offset, seq) {
+                    // Found by the CLI tests: a flipped byte in the first
+                    // frame of the active segment made this whole segment of
+                    // acknowledged records look like a torn tail.
+                    return Err(corrupt(
+                        &segment.path,
+                        offset as u64,
+                        format!(
+                            "{} in the active segment (expected seq {seq}), yet a valid frame of seq {valid_seq} \
+                             follows at offset {valid_offset}, beyond any torn write",
+                            describe(damage)
+                        ),
+                    ));
+                }
+                return truncate_tail(segment, bytes, offset, damage, read_only);
+            }
+            Err(damage) => {
+                return Err(corrupt(
+                    &segment.path,
+                    offset as u64,
+                    format!("{} in a sealed segment (expected seq {seq})", describe(damage)),
+                ));
+            }
+        }
     }
+    Ok(())
+}
+
+/// Loads a sealed segment's frame offsets from its sidecar instead of
+/// scanning it. Returns false (the caller scans) when the sidecar is
+/// unreadable, damaged, or describes another length of the segment. The
+/// frames are then unverified: each is CRC-checked when first read.
+fn load_sidecar(storage: &dyn Storage, path: &Path, segment: &mut Segment, segment_bytes: u64) -> bool {
+    let Ok(file) = storage.open_read_only(path) else { return false };
+    let Ok(len) = file.len() else { return false };
+    let mut bytes = vec![0u8; len as usize];
+    if file.read_at(&mut bytes, 0).ok() != Some(bytes.len()) {
+        return false;
+    }
+    match decode_sidecar(&bytes, segment.first_seq, segment_bytes) {
+        Ok(offsets) => {
+            for (index, &offset) in offsets.iter().enumerate() {
+                let end = offsets.get(index + 1).map_or(segment_bytes, |&o| u64::from(o));
+                segment.push_unverified(end - u64::from(offset));
+            }
+            debug_assert_eq!(segment.end, segment_bytes);
+            true
+        }
+        Err(reason) => {
+            tracing::warn!(path = %path.display(), reason, "ignoring a sidecar index; scanning its segment");
+            false
+        }
+    }
+}
+
+/// Whether every byte is zero (a word at a time: this runs over the
+/// preallocated tail of the active segment at every open).
+fn is_all_zero(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(64);
+    let words_zero = chunks.by_ref().all(|chunk| {
+        chunk.chunks_exact(8).fold(0u64, |acc, w| acc | u64::from_le_bytes(w.try_into().expect("8-byte slice"))) == 0
+    });
+    words_zero && chunks.remainder().iter().all(|&b| b == 0)
+}
+
+/// A valid frame further past the damaged frame at `damage_offset` than a
+/// torn write can reach (see [`TORN_WRITE_WINDOW_BYTES`]): its offset and seq.
+///
+/// Scans every byte offset (the damage path only). A candidate must carry a
+/// seq above `expected_seq` yet no higher than the frames that fit between
+/// (each takes at least a header), a length that fits the file, and a
+/// matching CRC; the seq test is cheap and rejects almost every offset
+/// (zeros carry seq 0) before any CRC is computed.
+fn later_valid_frame(bytes: &[u8], damage_offset: usize, expected_seq: u64) -> Option<(usize, u64)> {
+    let header = FRAME_HEADER_BYTES as usize;
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4-byte slice"));
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8-byte slice"));
+    let declared = (damage_offset + header <= bytes.len()).then(|| u64::from(u32_at(damage_offset)));
+    let declared_frame = declared
+        .filter(|&len| {
+            len <= FRAME_BODY_BYTES_MAX && damage_offset as u64 + FRAME_HEADER_BYTES + len <= bytes.len() as u64
+        })
+        .map_or(0, |len| FRAME_HEADER_BYTES + len);
+    let window = TORN_WRITE_WINDOW_BYTES.max(declared_frame) as usize;
+    let first = damage_offset.checked_add(window)?.checked_add(1)?;
+    let last = bytes.len().checked_sub(header)?;
+    for offset in first..=last {
+        let seq = u64_at(offset + 8);
+        if seq <= expected_seq || seq - expected_seq > ((offset - damage_offset) / header) as u64 {
+            continue;
+        }
+        let len = u32_at(offset);
+        if u64::from(len) > FRAME_BODY_BYTES_MAX || offset + header + len as usize > bytes.len() {
+            continue;
+        }
+        if decode_at(bytes, offset, seq).is_ok() {
+            return Some((offset, seq));
+        }
+    }
+    None
+}
+
+fn truncate_tail(segment: &Segment, bytes: &[u8], offset: usize, damage: FrameDamage, read_only: bool) -> Result<()> {
     // Crash case W1: a torn or partly written frame. It was never acknowledged
     // under SyncPolicy::Always (the fsync comes after the write).
     tracing::warn!(

@@ -2,6 +2,7 @@
 //! segment (frame offsets, released records, live bytes).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::storage::{Mapped, StorageFile};
@@ -52,12 +53,93 @@ pub(crate) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
 }
 
 pub(crate) fn parse_segment_path(path: &Path) -> Option<u64> {
+    parse_numbered(path, ".seg")
+}
+
+/// `00000000000000000001.idx`: the sidecar index of a sealed segment.
+pub(crate) fn sidecar_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.idx"))
+}
+
+pub(crate) fn parse_sidecar_path(path: &Path) -> Option<u64> {
+    parse_numbered(path, ".idx")
+}
+
+fn parse_numbered(path: &Path, suffix: &str) -> Option<u64> {
     let name = path.file_name()?.to_str()?;
-    let digits = name.strip_suffix(".seg")?;
+    let digits = name.strip_suffix(suffix)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
+}
+
+/// Magic bytes at the start of every sidecar index file.
+pub(crate) const SIDECAR_MAGIC: [u8; 8] = *b"PLOGIDX\0";
+const SIDECAR_VERSION: u32 = 1;
+/// `magic[8] | version u32 | record_count u32 | segment_bytes u64 | first_seq u64`.
+const SIDECAR_HEADER_BYTES: usize = 32;
+
+/// The sidecar of a sealed segment: header, frame offsets (u32 LE each), and
+/// a CRC32 of everything before it. See [`crate::format`].
+pub(crate) fn encode_sidecar(segment: &Segment) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SIDECAR_HEADER_BYTES + segment.offsets.len() * 4 + 4);
+    out.extend_from_slice(&SIDECAR_MAGIC);
+    out.extend_from_slice(&SIDECAR_VERSION.to_le_bytes());
+    out.extend_from_slice(&(segment.offsets.len() as u32).to_le_bytes());
+    out.extend_from_slice(&segment.end.to_le_bytes());
+    out.extend_from_slice(&segment.first_seq.to_le_bytes());
+    for offset in &segment.offsets {
+        out.extend_from_slice(&offset.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The frame offsets a sidecar records for a segment of `first_seq` whose
+/// file is `segment_bytes` long, or why the sidecar cannot be used. Checks
+/// the CRC, that it describes this segment at this length, and that the
+/// offsets are the layout of frames back to back (each at least a header).
+pub(crate) fn decode_sidecar(bytes: &[u8], first_seq: u64, segment_bytes: u64) -> Result<Vec<u32>, &'static str> {
+    let body_len = bytes.len().checked_sub(4).ok_or("sidecar too short")?;
+    if body_len < SIDECAR_HEADER_BYTES {
+        return Err("sidecar too short");
+    }
+    let crc = u32::from_le_bytes(bytes[body_len..].try_into().expect("4-byte slice"));
+    if crc32fast::hash(&bytes[..body_len]) != crc {
+        return Err("sidecar CRC mismatch");
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4-byte slice"));
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8-byte slice"));
+    if bytes[0..8] != SIDECAR_MAGIC || u32_at(8) != SIDECAR_VERSION {
+        return Err("not a pauselog sidecar of this version");
+    }
+    let record_count = u32_at(12) as usize;
+    if u64_at(16) != segment_bytes {
+        return Err("sidecar describes another segment length");
+    }
+    if u64_at(24) != first_seq {
+        return Err("sidecar describes another segment");
+    }
+    if body_len != SIDECAR_HEADER_BYTES + record_count * 4 {
+        return Err("sidecar length does not match its record count");
+    }
+    let offsets: Vec<u32> = (0..record_count).map(|i| u32_at(SIDECAR_HEADER_BYTES + i * 4)).collect();
+    let mut expected_start = SEGMENT_HEADER_BYTES;
+    for &offset in &offsets {
+        // Frames are back to back: each starts at or past the end of the
+        // previous frame's header, and the first right after the segment header.
+        let offset = u64::from(offset);
+        if offset < expected_start || (expected_start == SEGMENT_HEADER_BYTES && offset != SEGMENT_HEADER_BYTES) {
+            return Err("sidecar offsets out of order");
+        }
+        expected_start = offset + crate::FRAME_HEADER_BYTES;
+    }
+    if expected_start > segment_bytes || (offsets.is_empty() && segment_bytes != SEGMENT_HEADER_BYTES) {
+        return Err("sidecar offsets past the segment end");
+    }
+    Ok(offsets)
 }
 
 /// One segment as the log keeps it in memory.
@@ -78,6 +160,12 @@ pub(crate) struct Segment {
     pub sealed: bool,
     /// Cached read view and the segment end it is known to cover.
     pub view: Option<(Arc<dyn Mapped>, u64)>,
+    /// Every frame starting below this offset has been checked in this
+    /// process: CRC-checked by recovery's scan or a read, or encoded from
+    /// memory by this process's appends. Frames at or past it (a segment
+    /// loaded from its sidecar) are CRC-checked when first read. Shared with
+    /// readers, which advance it without the log's lock.
+    pub verified_end: Arc<AtomicU64>,
 }
 
 impl Segment {
@@ -93,7 +181,13 @@ impl Segment {
             live_bytes: 0,
             sealed: false,
             view: None,
+            verified_end: Arc::new(AtomicU64::new(SEGMENT_HEADER_BYTES)),
         }
+    }
+
+    /// Whether every frame of the segment has been checked in this process.
+    pub fn is_verified(&self) -> bool {
+        self.verified_end.load(Ordering::Acquire) >= self.end
     }
 
     pub fn record_count(&self) -> u64 {
@@ -109,7 +203,21 @@ impl Segment {
         seq >= self.first_seq && seq < self.end_seq()
     }
 
+    /// Adds a frame that was checked (decoded by recovery, or encoded by
+    /// this process): it counts as verified if every frame before it is.
     pub fn push(&mut self, frame_bytes: u64) {
+        let start = self.end;
+        self.push_unverified(frame_bytes);
+        // A plain load and store (no locked compare-exchange on the append
+        // path): readers only advance `verified_end` over frames below
+        // `start`, so none races with this store.
+        if self.verified_end.load(Ordering::Acquire) == start {
+            self.verified_end.store(self.end, Ordering::Release);
+        }
+    }
+
+    /// Adds a frame known only from a sidecar: checked when first read.
+    pub fn push_unverified(&mut self, frame_bytes: u64) {
         self.offsets.push(u32::try_from(self.end).expect("segments stay below 4 GiB"));
         self.end += frame_bytes;
         self.live_bytes += frame_bytes;

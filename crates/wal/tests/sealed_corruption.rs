@@ -1,5 +1,9 @@
 //! SPEC R19: corruption inside an older, sealed segment is reported as an
 //! error naming the file and offset — never skipped silently, never truncated.
+//!
+//! A sealed segment with a valid sidecar index is not scanned at open (fast
+//! reopen): its damage is reported by the first read of the damaged frame
+//! and by `Wal::verify`. Without its sidecar it is scanned, and open fails.
 
 mod common;
 
@@ -36,6 +40,28 @@ fn open_error(dir: &Path) -> Error {
     Wal::open(dir, small_segments()).expect_err("a damaged sealed segment must not open")
 }
 
+/// The damage as the log reports it: at open, or else on read and from
+/// `verify` (both must agree on file and offset).
+fn damage_error(dir: &Path) -> Error {
+    let wal = match Wal::open(dir, small_segments()) {
+        Err(error) => return error,
+        Ok(wal) => wal,
+    };
+    let read = wal.reader(1).find_map(Result::err).expect("reading a damaged sealed segment must fail");
+    let verified = wal.verify().expect_err("verify must report a damaged sealed segment");
+    match (&read, &verified) {
+        (Error::Corrupt { path: a, offset: x, .. }, Error::Corrupt { path: b, offset: y, .. }) => {
+            assert_eq!((a, x), (b, y), "read and verify name the same damage");
+        }
+        other => panic!("expected Error::Corrupt from read and verify, got {other:?}"),
+    }
+    read
+}
+
+fn sidecar_of(segment: &Path) -> std::path::PathBuf {
+    segment.with_extension("idx")
+}
+
 #[test]
 fn bit_flip_in_a_sealed_segment_names_file_and_frame_offset() {
     let origin = tempfile::tempdir().expect("temp dir");
@@ -56,12 +82,19 @@ fn bit_flip_in_a_sealed_segment_names_file_and_frame_offset() {
             common::copy_dir(origin.path(), &dir);
             let damaged = dir.join(sealed.file_name().expect("name"));
             flip_bit(&damaged, offset + within, (seq % 8) as u8);
-            match open_error(&dir) {
+            assert!(sidecar_of(&damaged).exists(), "a sealed segment has a sidecar");
+            match damage_error(&dir) {
                 Error::Corrupt { path, offset: at, .. } => {
                     assert_eq!(path, damaged, "the error names the damaged file");
                     assert_eq!(at, offset, "the error names the damaged frame's offset (seq {seq})");
                 }
                 other => panic!("expected Error::Corrupt, got {other:?}"),
+            }
+            // Without its sidecar the segment is scanned: open itself fails.
+            std::fs::remove_file(sidecar_of(&damaged)).expect("remove sidecar");
+            match open_error(&dir) {
+                Error::Corrupt { path, offset: at, .. } => assert_eq!((path, at), (damaged.clone(), offset)),
+                other => panic!("expected Error::Corrupt at open, got {other:?}"),
             }
             std::fs::remove_dir_all(&dir).expect("clean up");
         }

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pauselog::{Engine, Error, MapConfig, Submitted, SyncPolicy};
+use pauselog::{Engine, Error, MapConfig, Page, Query, Submitted, SyncPolicy};
 use pauselog_tests::*;
 
 const MAP: &str = "orders";
@@ -113,8 +113,23 @@ fn flipped_byte_in_a_sealed_segment_is_reported_with_file_and_offset() {
     std::fs::write(sealed, &bytes).unwrap();
 
     let engine = small_segment_engine(dir.path());
-    match engine.table_map(MAP, MapConfig::default(), TestDest::new()) {
-        Err(Error::Corrupt { path, offset, reason }) => {
+    // A sealed segment with a valid sidecar is not scanned at open; its frames
+    // are checked on first read. Either way the damage must surface.
+    let error = match engine.table_map(MAP, MapConfig::default(), TestDest::new()) {
+        Err(error) => error,
+        Ok(map) => {
+            let mut query = Query::default().limit(1000);
+            loop {
+                match map.queued(&query) {
+                    Ok(Page { next: Some(next), .. }) => query = Query::default().limit(1000).after(next),
+                    Ok(_) => panic!("every queued record was read without an error"),
+                    Err(error) => break error,
+                }
+            }
+        }
+    };
+    match error {
+        Error::Corrupt { path, offset, reason } => {
             assert_eq!(path, *sealed, "{reason}");
             assert!(
                 (frame.offset as u64..=flipped_at as u64).contains(&offset),

@@ -4,6 +4,7 @@
 
 mod bad_input_changes_nothing;
 mod caps_block_without_dropping;
+mod catch_up_failures_move_to_errors;
 mod catch_up_redirects_new_writes_to_tail;
 mod corruption_is_reported;
 mod crash_loses_no_acknowledged_record;
@@ -12,7 +13,9 @@ mod index_store_is_derived;
 mod live_sync_delivers_at_once;
 mod pause_from_each_state;
 mod paused_submit_queues_durably;
+mod queued_view_pages_and_filters;
+mod retry_errors_is_a_tracked_job;
+mod rules_pause_automatically;
+mod skip_to_live_preserves_or_discards;
 mod state_survives_restart;
 mod stats_show_operator_figures;
-mod queued_view_pages_and_filters;
-mod skip_to_live_preserves_or_discards;

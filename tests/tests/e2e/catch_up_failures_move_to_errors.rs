@@ -1,0 +1,86 @@
+//! R15: a record the destination rejects during catch-up moves to the
+//! catch-up errors and the replay goes on; under Strict ordering the later
+//! records of its key follow it (`BlockedByEarlierFailure`); an
+//! `Unavailable` answer stalls the replay with backoff and moves nothing.
+
+use pauselog::{ErrorReason, KeyOrdering, MapConfig, Query, ResumeMode};
+use pauselog_tests::*;
+
+fn queue(map: &pauselog::TableMap) {
+    map.pause().unwrap();
+    for n in 1..=12 {
+        map.submit(rec(["A", "B", "C"][(n % 3) as usize], n)).unwrap();
+    }
+}
+
+#[test]
+fn strict_ordering_holds_back_the_rest_of_a_rejected_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = engine(dir.path(), &clock);
+    let dest = TestDest::new();
+    let map = open_map(&engine, "m", MapConfig::default(), &dest);
+    queue(&map);
+    dest.reject("B"); // keys: n%3==1 -> B (seqs 1,4,7,10)
+    map.resume(ResumeMode::CatchUp).unwrap();
+    wait_running(&map);
+    let delivered = dest.delivered_seqs();
+    assert_eq!(delivered, [2, 3, 5, 6, 8, 9, 11, 12], "the replay went on past the rejection, in order");
+    let errors = map.catchup_errors(&Query::default()).unwrap();
+    let listed: Vec<(u64, ErrorReason)> = errors.items.iter().map(|e| (e.record.seq, e.reason)).collect();
+    assert_eq!(
+        listed,
+        [
+            (1, ErrorReason::Rejected),
+            (4, ErrorReason::BlockedByEarlierFailure),
+            (7, ErrorReason::BlockedByEarlierFailure),
+            (10, ErrorReason::BlockedByEarlierFailure)
+        ]
+    );
+    let rejected = &errors.items[0];
+    assert_eq!(rejected.attempts, 1);
+    assert_eq!(rejected.last_error.as_deref(), Some("validation failed for B"));
+    assert_eq!(rejected.first_failed_at, epoch());
+    assert_eq!(map.stats().error_records, 4);
+}
+
+#[test]
+fn best_effort_moves_only_the_rejected_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = engine(dir.path(), &clock);
+    let dest = TestDest::new();
+    let config = MapConfig { key_ordering: KeyOrdering::BestEffort, ..MapConfig::default() };
+    let map = open_map(&engine, "m", config, &dest);
+    queue(&map);
+    dest.reject("B");
+    map.resume(ResumeMode::CatchUp).unwrap();
+    wait_running(&map);
+    let errors = map.catchup_errors(&Query::default()).unwrap();
+    assert!(errors.items.iter().all(|e| e.reason == ErrorReason::Rejected));
+    assert_eq!(errors.total, 4, "every B record was tried and rejected on its own");
+    assert_eq!(dest.delivered_seqs().len(), 8);
+}
+
+#[test]
+fn unavailable_stalls_without_moving_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = engine(dir.path(), &clock);
+    let dest = TestDest::new();
+    let map = open_map(&engine, "m", MapConfig::default(), &dest);
+    queue(&map);
+    dest.set_unavailable(true);
+    map.resume(ResumeMode::CatchUp).unwrap();
+    while dest.calls() < 3 {
+        std::thread::yield_now(); // several attempts: backoff retries
+    }
+    let stats = map.stats();
+    assert_eq!(stats.error_records, 0, "nothing moves to the errors on Unavailable");
+    assert_eq!(stats.queued_records, 12);
+    assert!(stats.last_error.is_some());
+    dest.set_unavailable(false);
+    wait_running(&map);
+    assert_eq!(dest.delivered_seqs(), (1..=12).collect::<Vec<u64>>());
+    assert_eq!(map.stats().last_error, None);
+}

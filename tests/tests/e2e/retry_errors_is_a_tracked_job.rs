@@ -1,0 +1,109 @@
+//! R16, R16a, R16b: catch-up errors are retried asynchronously as a job
+//! with progress, wait and cancel, in per-key order; a success leaves the
+//! list, a failure stays with its attempts and error updated; entries
+//! superseded by a newer live delivery are not retried unless forced; errors
+//! can be discarded.
+
+use pauselog::{ErrorReason, MapConfig, Query, ResumeMode, Selection};
+use pauselog_tests::*;
+
+fn map_with_errors(dest: &std::sync::Arc<TestDest>, engine: &pauselog::Engine) -> pauselog::TableMap {
+    let map = open_map(engine, "m", MapConfig::default(), dest);
+    map.pause().unwrap();
+    for n in 1..=9 {
+        map.submit(rec(["A", "B", "C"][(n % 3) as usize], n)).unwrap();
+    }
+    dest.reject("A"); // seqs 3, 6, 9
+    map.resume(ResumeMode::CatchUp).unwrap();
+    wait_running(&map);
+    assert_eq!(map.stats().error_records, 3);
+    map
+}
+
+#[test]
+fn retry_delivers_in_order_and_empties_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = engine(dir.path(), &clock);
+    let dest = TestDest::new();
+    let map = map_with_errors(&dest, &engine);
+    dest.accept("A");
+    let job = map.retry_errors(Selection::All).unwrap();
+    let progress = job.wait(WAIT).unwrap();
+    assert_eq!((progress.total, progress.delivered, progress.failed, progress.done), (3, 3, 0, true));
+    let a: Vec<u64> = dest.delivered().iter().filter(|r| r.key == "A").map(|r| r.seq).collect();
+    assert_eq!(a, [3, 6, 9], "per-key order within a retry");
+    assert_eq!(map.catchup_errors(&Query::default()).unwrap().total, 0);
+    assert_eq!(map.stats().error_bytes, 0);
+}
+
+#[test]
+fn a_failed_retry_keeps_the_entry_with_updated_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = engine(dir.path(), &clock);
+    let dest = TestDest::new();
+    let map = map_with_errors(&dest, &engine);
+    clock.advance(std::time::Duration::from_secs(30));
+    let progress = map.retry_errors(Selection::Key("A".into())).unwrap().wait(WAIT).unwrap();
+    assert_eq!((progress.delivered, progress.failed), (0, 3), "the first fails; the later ones are held back");
+    let errors = map.catchup_errors(&Query::default()).unwrap();
+    assert_eq!(errors.items[0].attempts, 2);
+    assert_eq!(errors.items[0].last_failed_at, epoch() + std::time::Duration::from_secs(30));
+    assert_eq!(errors.items[0].first_failed_at, epoch());
+    assert_eq!(errors.items[1].attempts, 0, "a held-back record was not attempted");
+}
+
+#[test]
+fn superseded_entries_are_not_retried_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = engine(dir.path(), &clock);
+    let dest = TestDest::new();
+    let map = map_with_errors(&dest, &engine);
+    dest.accept("A");
+    map.submit(rec("A", 100)).unwrap(); // a newer version of A goes live
+    let errors = map.catchup_errors(&Query::default()).unwrap();
+    assert!(errors.items.iter().all(|e| e.reason == ErrorReason::Superseded));
+    let progress = map.retry_errors(Selection::All).unwrap().wait(WAIT).unwrap();
+    assert_eq!((progress.delivered, progress.skipped), (0, 3), "an old version must not overwrite a newer one");
+    assert_eq!(map.catchup_errors(&Query::default()).unwrap().total, 3);
+    let forced = map.retry_errors_forced(Selection::Seqs(vec![3])).unwrap().wait(WAIT).unwrap();
+    assert_eq!(forced.delivered, 1);
+    assert_eq!(map.catchup_errors(&Query::default()).unwrap().total, 2);
+}
+
+#[test]
+fn discard_removes_entries_and_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = engine(dir.path(), &clock);
+    let dest = TestDest::new();
+    let map = map_with_errors(&dest, &engine);
+    assert_eq!(map.discard_errors(Selection::Seqs(vec![6, 42])).unwrap(), 1);
+    assert_eq!(
+        map.catchup_errors(&Query::default()).unwrap().items.iter().map(|e| e.record.seq).collect::<Vec<_>>(),
+        [3, 9]
+    );
+    assert_eq!(map.discard_errors(Selection::All).unwrap(), 2);
+    let stats = map.stats();
+    assert_eq!((stats.error_records, stats.error_bytes), (0, 0));
+}
+
+#[test]
+fn a_cancelled_job_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = engine(dir.path(), &clock);
+    let dest = TestDest::new();
+    let map = map_with_errors(&dest, &engine);
+    dest.accept("A");
+    dest.close_gate();
+    let job = map.retry_errors(Selection::All).unwrap();
+    job.cancel();
+    dest.open_gate();
+    let progress = job.wait(WAIT).unwrap();
+    assert!(progress.done);
+    assert!(progress.delivered <= 1, "at most the record in flight: {progress:?}");
+    assert_eq!(map.stats().error_records, 3 - progress.delivered);
+}
