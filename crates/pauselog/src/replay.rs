@@ -15,12 +15,23 @@ use crate::errors_table::ErrorRun;
 use crate::map::{to_ranges, MapShared};
 use crate::{DeliveryError, Error, ErrorReason, KeyOrdering, QueuedRecord, Result};
 
-/// One record of a batch, as read from the queue.
+/// The bookkeeping of one record of a batch (its payload goes to the
+/// destination in a separate vector, so it is copied once).
 struct Planned {
-    record: QueuedRecord,
+    seq: u64,
+    key: String,
     frame_bytes: u64,
     /// Strict ordering: its key already has a catch-up error.
     blocked: bool,
+}
+
+/// The replay's reader, kept across batches while the head follows it.
+struct ReplayCursor {
+    reader: pauselog_wal::Reader,
+    /// An entry read but not taken: past the bound, or a repeated key.
+    pending: Option<pauselog_wal::Entry>,
+    /// The head this cursor continues from.
+    head: u64,
 }
 
 /// What happened to a batch, in seq order.
@@ -29,7 +40,8 @@ struct Outcome {
     /// Seqs below this are done (delivered or moved to the errors).
     new_head: u64,
     delivered: Vec<u64>,
-    moved: Vec<(QueuedRecord, ErrorReason, Option<String>, u64)>,
+    /// seq, key, reason, error text, frame bytes.
+    moved: Vec<(u64, String, ErrorReason, Option<String>, u64)>,
     passed_bytes: u64,
     passed_records: u64,
     /// The destination is unavailable (or the errors list is full): stall.
@@ -38,6 +50,7 @@ struct Outcome {
 
 pub(crate) fn run(map: Arc<MapShared>, generation: u64) {
     let mut backoff = map.config.backoff_min;
+    let mut cursor: Option<ReplayCursor> = None;
     loop {
         let (head, tail) = {
             let mut core = map.lock();
@@ -65,7 +78,12 @@ pub(crate) fn run(map: Arc<MapShared>, generation: u64) {
             core.delivering = true;
             (core.head, bound)
         };
-        let result = plan(&map, head, tail).map(|batch| deliver(&map, head, tail, batch));
+        if cursor.as_ref().is_none_or(|c| c.head != head) {
+            cursor = Some(ReplayCursor { reader: map.data.reader(head), pending: None, head });
+        }
+        let planned = plan(&map, cursor.as_mut().expect("set above"), tail);
+        let result = planned.map(|(batch, records)| deliver(&map, head, tail, batch, records));
+        let outcome_head = result.as_ref().ok().map(|o| o.new_head);
         let stall = {
             let mut core = map.lock();
             core.delivering = false;
@@ -78,6 +96,12 @@ pub(crate) fn run(map: Arc<MapShared>, generation: u64) {
             }
             core.last_error = stall.clone();
             map.changed.notify_all();
+            // The cursor is kept only if the head landed where it stopped
+            // reading; after a stall or an error it is rebuilt from the head.
+            match (&mut cursor, outcome_head) {
+                (Some(c), Some(new_head)) if stall.is_none() && core.head == new_head => c.head = new_head,
+                _ => cursor = None,
+            }
             stall
         };
         match stall {
@@ -112,74 +136,84 @@ fn finish(map: &MapShared, core: &mut crate::map::Core) {
     tracing::info!(map = %map.name, replayed = core.replayed, "catch-up complete: live");
 }
 
-/// Reads the next batch from `head`: at most `replay_batch_records`, and under
-/// Strict ordering no two records of one key (a rejection must be able to
-/// hold back the later records of its key).
-fn plan(map: &MapShared, head: u64, tail: u64) -> Result<Vec<Planned>> {
+/// Reads the next batch up to `bound`: at most `replay_batch_records`, and
+/// under Strict ordering no two records of one key (a rejection must be able
+/// to hold back the later records of its key). Returns the bookkeeping and,
+/// for the records to send, the records themselves.
+fn plan(map: &MapShared, cursor: &mut ReplayCursor, bound: u64) -> Result<(Vec<Planned>, Vec<QueuedRecord>)> {
     let strict = map.config.key_ordering == KeyOrdering::Strict;
+    let batch_max = map.config.replay_batch_records.max(1);
     let mut keys = HashSet::new();
-    let mut batch = Vec::new();
-    for entry in map.data.reader(head) {
-        let entry = entry.map_err(|e| Error::from_wal(&map.name, e))?;
-        if entry.seq() > tail {
-            break;
-        }
+    let (mut batch, mut records) = (Vec::new(), Vec::new());
+    while batch.len() < batch_max {
+        let entry = match cursor.pending.take() {
+            Some(entry) => entry,
+            None => match cursor.reader.next() {
+                Some(entry) => entry.map_err(|e| Error::from_wal(&map.name, e))?,
+                None => break,
+            },
+        };
         let record = codec::decode_record(entry.seq(), entry.body()).ok_or_else(|| Error::Corrupt {
             path: map.data.dir().to_path_buf(),
             offset: 0,
             reason: format!("record seq {} does not decode", entry.seq()),
         })?;
-        if strict && !keys.insert(record.key.clone()) {
+        if entry.seq() > bound || (strict && !keys.insert(record.key.clone())) {
+            cursor.pending = Some(entry);
             break;
         }
-        batch.push(Planned { record, frame_bytes: entry.frame_bytes(), blocked: false });
-        if batch.len() >= map.config.replay_batch_records.max(1) {
-            break;
-        }
+        batch.push(Planned {
+            seq: record.seq,
+            key: record.key.clone(),
+            frame_bytes: entry.frame_bytes(),
+            blocked: false,
+        });
+        records.push(record);
     }
     if strict {
         let core = map.lock();
         for planned in &mut batch {
-            planned.blocked = core.errors.count(Some(&planned.record.key)) > 0;
+            planned.blocked = core.errors.count(Some(&planned.key)) > 0;
         }
     }
-    Ok(batch)
+    // Blocked records are not sent.
+    let records = records.into_iter().zip(&batch).filter(|(_, p)| !p.blocked).map(|(r, _)| r).collect();
+    Ok((batch, records))
 }
 
-fn deliver(map: &MapShared, head: u64, tail: u64, batch: Vec<Planned>) -> Outcome {
+fn deliver(map: &MapShared, head: u64, bound: u64, batch: Vec<Planned>, records: Vec<QueuedRecord>) -> Outcome {
     if batch.is_empty() {
-        // Nothing live left in head..=tail (records lost to a crash under
-        // SyncPolicy::Never): the cursor jumps to the tail.
-        return Outcome { new_head: tail + 1, ..Outcome::default() };
+        // Nothing live left in head..=bound (records lost to a crash under
+        // SyncPolicy::Never): the cursor jumps past them.
+        return Outcome { new_head: bound + 1, ..Outcome::default() };
     }
-    let (blocked, to_send): (Vec<Planned>, Vec<Planned>) = batch.into_iter().partition(|p| p.blocked);
-    let records: Vec<QueuedRecord> = to_send.iter().map(|p| p.record.clone()).collect();
     let mut results = if records.is_empty() { Vec::new() } else { map.destination().deliver_batch(&records) };
     if results.len() != records.len() {
         let reason = format!("destination returned {} results for {} records", results.len(), records.len());
         results = vec![Err(DeliveryError::Unavailable(reason)); records.len()];
     }
-    let mut answers = to_send.into_iter().zip(results).map(|(p, r)| (p, Some(r))).collect::<Vec<_>>();
-    answers.extend(blocked.into_iter().map(|p| (p, None)));
-    answers.sort_by_key(|(p, _)| p.record.seq);
-
+    let mut results = results.into_iter();
     let mut outcome = Outcome { new_head: head, ..Outcome::default() };
-    for (planned, answer) in answers {
-        let seq = planned.record.seq;
+    for planned in batch {
+        let answer = if planned.blocked { None } else { results.next() };
         match answer {
-            None => {
-                outcome.moved.push((planned.record, ErrorReason::BlockedByEarlierFailure, None, planned.frame_bytes))
-            }
-            Some(Ok(())) => outcome.delivered.push(seq),
+            None => outcome.moved.push((
+                planned.seq,
+                planned.key,
+                ErrorReason::BlockedByEarlierFailure,
+                None,
+                planned.frame_bytes,
+            )),
+            Some(Ok(())) => outcome.delivered.push(planned.seq),
             Some(Err(DeliveryError::Rejected(reason))) => {
-                outcome.moved.push((planned.record, ErrorReason::Rejected, Some(reason), planned.frame_bytes))
+                outcome.moved.push((planned.seq, planned.key, ErrorReason::Rejected, Some(reason), planned.frame_bytes))
             }
             Some(Err(DeliveryError::Unavailable(reason))) => {
                 outcome.stall = Some(format!("destination unavailable: {reason}"));
                 break;
             }
         }
-        outcome.new_head = seq + 1;
+        outcome.new_head = planned.seq + 1;
         outcome.passed_bytes += planned.frame_bytes;
         outcome.passed_records += 1;
     }
@@ -192,11 +226,11 @@ fn deliver(map: &MapShared, head: u64, tail: u64, batch: Vec<Planned>) -> Outcom
 fn commit(map: &MapShared, core: &mut crate::map::Core, mut outcome: Outcome) -> Result<Option<String>> {
     // The errors list has a byte cap: stop before a move that would pass it.
     let mut error_bytes = core.error_bytes;
-    if let Some(index) = outcome.moved.iter().position(|(_, _, _, bytes)| {
+    if let Some(index) = outcome.moved.iter().position(|(_, _, _, _, bytes)| {
         error_bytes += bytes;
         error_bytes > map.config.max_error_bytes
     }) {
-        let stop_seq = outcome.moved[index].0.seq;
+        let stop_seq = outcome.moved[index].0;
         outcome.moved.truncate(index);
         outcome.delivered.retain(|&seq| seq < stop_seq);
         outcome.new_head = stop_seq;
@@ -215,9 +249,9 @@ fn commit(map: &MapShared, core: &mut crate::map::Core, mut outcome: Outcome) ->
     let add_errors: Vec<ErrorRun> = outcome
         .moved
         .iter()
-        .map(|(record, reason, error, _)| {
+        .map(|(seq, _, reason, error, _)| {
             let attempts = u32::from(*reason == ErrorReason::Rejected);
-            ErrorRun::single(record.seq, *reason, error.clone(), attempts, at)
+            ErrorRun::single(*seq, *reason, error.clone(), attempts, at)
         })
         .collect();
     let passed_bytes = if outcome.passed_bytes == 0 && outcome.passed_records > 0 {
@@ -228,9 +262,9 @@ fn commit(map: &MapShared, core: &mut crate::map::Core, mut outcome: Outcome) ->
     // Not synced: losing this commit to a crash only redelivers the batch (R18).
     map.commit(Commit { head: Some(outcome.new_head), add_errors: add_errors.clone(), ..Commit::default() }, false)?;
     map.meta.flush().map_err(|e| Error::from_wal(&map.name, e))?;
-    for ((record, _, _, bytes), run) in outcome.moved.iter().zip(add_errors) {
-        core.queue.remove(&record.key, record.seq);
-        core.errors.insert(&record.key, record.seq).map_err(Error::from_index)?;
+    for ((seq, key, _, _, bytes), run) in outcome.moved.iter().zip(add_errors) {
+        core.queue.remove(key, *seq);
+        core.errors.insert(key, *seq).map_err(Error::from_index)?;
         core.error_table.add(run);
         core.error_bytes += bytes;
     }

@@ -62,6 +62,8 @@ pub struct Reader {
     /// The segments the current batch reads from.
     sources: Vec<Source>,
     failed: bool,
+    /// Frames planned per lock acquisition.
+    batch_records_max: usize,
 }
 
 impl fmt::Debug for Reader {
@@ -107,7 +109,20 @@ pub(crate) fn check_frame(
 
 impl Reader {
     pub(crate) fn new(inner: Arc<Inner>, from_seq: u64) -> Self {
-        Reader { inner, next_seq: from_seq.max(1), batch: VecDeque::new(), sources: Vec::new(), failed: false }
+        Self::with_batch(inner, from_seq, READ_BATCH_RECORDS)
+    }
+
+    /// A reader that plans at most `batch_records_max` frames at a time (1
+    /// for a point read, so it does not map and plan frames it won't use).
+    pub(crate) fn with_batch(inner: Arc<Inner>, from_seq: u64, batch_records_max: usize) -> Self {
+        Reader {
+            inner,
+            next_seq: from_seq.max(1),
+            batch: VecDeque::new(),
+            sources: Vec::new(),
+            failed: false,
+            batch_records_max: batch_records_max.max(1),
+        }
     }
 
     /// The seq this reader will look at next.
@@ -129,7 +144,7 @@ impl Reader {
         // flushed part, followed by released records, would end the
         // iteration before the buffered ones.)
         let has_unflushed = state.flushed_seq + 1 < state.next_seq;
-        if self.batch.len() < READ_BATCH_RECORDS && has_unflushed && !inner.options.read_only {
+        if self.batch.len() < self.batch_records_max && has_unflushed && !inner.options.read_only {
             inner.flush_locked(&mut state)?;
             self.plan(&mut state)?;
         }
@@ -172,7 +187,7 @@ impl Reader {
         })
     }
 
-    /// Plans up to [`READ_BATCH_RECORDS`] live records from `next_seq` up to
+    /// Plans up to `batch_records_max` live records from `next_seq` up to
     /// the last flushed seq, mapping segments as needed.
     fn plan(&mut self, state: &mut State) -> Result<()> {
         let limit = state.flushed_seq;
@@ -180,7 +195,7 @@ impl Reader {
         let active_first = state.segments.back().map(|s| s.first_seq);
         let start = state.segments.partition_point(|s| s.end_seq() <= self.next_seq);
         for segment in state.segments.range_mut(start..) {
-            if self.batch.len() >= READ_BATCH_RECORDS || self.next_seq > limit {
+            if self.batch.len() >= self.batch_records_max || self.next_seq > limit {
                 break;
             }
             self.next_seq = self.next_seq.max(segment.first_seq);
@@ -208,7 +223,7 @@ impl Reader {
             let source = self.sources.len() as u32;
             self.sources.push(Source { path: segment.path.clone(), view, verified_end: segment.verified_end.clone() });
             let mut index = (self.next_seq - segment.first_seq) as usize;
-            while index <= last_index && self.batch.len() < READ_BATCH_RECORDS {
+            while index <= last_index && self.batch.len() < self.batch_records_max {
                 if !segment.is_released(index) {
                     let offset = segment.offsets[index];
                     let frame_bytes = segment.frame_bytes(index);
