@@ -43,6 +43,22 @@ pub(crate) fn decode_record(seq: u64, body: &[u8]) -> Option<QueuedRecord> {
     Some(QueuedRecord { seq, key, op, payload, queued_at })
 }
 
+/// Decodes a data log body into `record`, reusing its buffers; false if the
+/// body does not decode.
+pub(crate) fn decode_record_into(seq: u64, body: &[u8], record: &mut QueuedRecord) -> bool {
+    let (Some(&op), Some(nanos), Some(key)) = (body.first(), body.get(1..9), decode_key(body)) else { return false };
+    let Some(op) = Op::from_byte(op) else { return false };
+    let Some(payload) = body.get(RECORD_HEADER_BYTES + key.len()..) else { return false };
+    record.seq = seq;
+    record.op = op;
+    record.queued_at = from_nanos(u64::from_le_bytes(nanos.try_into().expect("8-byte slice")));
+    record.key.clear();
+    record.key.push_str(key);
+    record.payload.clear();
+    record.payload.extend_from_slice(payload);
+    true
+}
+
 /// The durable state of a map, as the meta log stores it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum StoredState {

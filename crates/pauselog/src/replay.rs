@@ -1,37 +1,60 @@
 //! The catch-up worker: feeds the queue to the destination in seq order
 //! while new submits go to the tail, then switches the map to Running (R3,
 //! R15, R18).
+//!
+//! Hot-path choices: one wal reader is kept across batches; the records
+//! handed to the destination are decoded into reused buffers (no allocation
+//! per record in steady state); each batch's commit is written to the meta
+//! log's file (no fsync: a process crash redelivers at most the batch in
+//! flight, a power loss the batches since the last sync, R18), and delivered
+//! records are released every [`SETTLE_RECORDS`] records rather than per
+//! batch (a release lost to a crash is redone at open from the head).
 
 use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use pauselog_wal::SyncPolicy;
+use pauselog_wal::{Entry, Reader, SyncPolicy};
 
 use crate::clock::to_nanos;
 use crate::codec::{self, Commit, StoredState};
 use crate::errors_table::ErrorRun;
-use crate::map::{to_ranges, MapShared};
-use crate::{DeliveryError, Error, ErrorReason, KeyOrdering, QueuedRecord, Result};
+use crate::map::{Core, MapShared};
+use crate::{DeliveryError, Error, ErrorReason, KeyOrdering, Op, QueuedRecord, Result};
 
-/// The bookkeeping of one record of a batch (its payload goes to the
-/// destination in a separate vector, so it is copied once).
+/// Passed records after which the delivered ones are released.
+const SETTLE_RECORDS: u64 = 8192;
+/// Shortest interval between progress notifications to `wait_for` callers.
+const PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The bookkeeping of one record of a batch (the record itself is at the
+/// same index in the cursor's buffer).
 struct Planned {
     seq: u64,
-    key: String,
     frame_bytes: u64,
     /// Strict ordering: its key already has a catch-up error.
     blocked: bool,
 }
 
-/// The replay's reader, kept across batches while the head follows it.
+/// The replay's reader and buffers, kept across batches while the head
+/// follows it.
 struct ReplayCursor {
-    reader: pauselog_wal::Reader,
+    reader: Reader,
     /// An entry read but not taken: past the bound, or a repeated key.
-    pending: Option<pauselog_wal::Entry>,
+    pending: Option<Entry>,
     /// The head this cursor continues from.
     head: u64,
+    /// Decoded records of the current batch; their buffers are reused.
+    records: Vec<QueuedRecord>,
+}
+
+/// Work done but not yet settled: delivered seq ranges to release.
+#[derive(Default)]
+struct Unsettled {
+    delivered: Vec<(u64, u64)>,
+    records: u64,
 }
 
 /// What happened to a batch, in seq order.
@@ -39,9 +62,9 @@ struct ReplayCursor {
 struct Outcome {
     /// Seqs below this are done (delivered or moved to the errors).
     new_head: u64,
-    delivered: Vec<u64>,
-    /// seq, key, reason, error text, frame bytes.
-    moved: Vec<(u64, String, ErrorReason, Option<String>, u64)>,
+    delivered: Vec<(u64, u64)>,
+    /// Index into the batch, reason, error text.
+    moved: Vec<(usize, ErrorReason, Option<String>)>,
     passed_bytes: u64,
     passed_records: u64,
     /// The destination is unavailable (or the errors list is full): stall.
@@ -51,17 +74,22 @@ struct Outcome {
 pub(crate) fn run(map: Arc<MapShared>, generation: u64) {
     let mut backoff = map.config.backoff_min;
     let mut cursor: Option<ReplayCursor> = None;
+    let mut unsettled = Unsettled::default();
+    let mut last_notify = Instant::now();
+    let hasher = RandomState::new();
     loop {
-        let (head, tail) = {
+        let (head, bound) = {
             let mut core = map.lock();
-            if core.generation != generation
+            let stopped = core.generation != generation
                 || core.state != StoredState::CatchingUp
-                || map.closed.load(Ordering::Acquire)
-            {
-                return;
-            }
-            if core.head > core.tail {
-                finish(&map, &mut core);
+                || map.closed.load(Ordering::Acquire);
+            if stopped || core.head > core.tail {
+                if let Err(error) = settle(&map, &mut core, &mut unsettled) {
+                    tracing::warn!(map = %map.name, %error, "replay could not settle its last batches; they will be delivered again");
+                }
+                if !stopped {
+                    finish(&map, &mut core);
+                }
                 return;
             }
             // Under Always the replay never delivers a record before it is
@@ -79,23 +107,39 @@ pub(crate) fn run(map: Arc<MapShared>, generation: u64) {
             (core.head, bound)
         };
         if cursor.as_ref().is_none_or(|c| c.head != head) {
-            cursor = Some(ReplayCursor { reader: map.data.reader(head), pending: None, head });
+            let records = cursor.take().map(|c| c.records).unwrap_or_default();
+            cursor = Some(ReplayCursor { reader: map.data.reader(head), pending: None, head, records });
         }
-        let planned = plan(&map, cursor.as_mut().expect("set above"), tail);
-        let result = planned.map(|(batch, records)| deliver(&map, head, tail, batch, records));
-        let outcome_head = result.as_ref().ok().map(|o| o.new_head);
+        let cursor_ref = cursor.as_mut().expect("set above");
+        let result = plan(&map, cursor_ref, bound, &hasher)
+            .map(|batch| (deliver(&map, head, bound, &batch, &cursor_ref.records), batch));
         let stall = {
             let mut core = map.lock();
             core.delivering = false;
-            let stall = match result.and_then(|outcome| commit(&map, &mut core, outcome)) {
-                Ok(stall) => stall,
-                Err(error) => Some(error.to_string()),
-            };
+            let outcome_head = result.as_ref().ok().map(|(outcome, _)| outcome.new_head);
+            let committed = result.and_then(|(outcome, batch)| {
+                commit(&map, &mut core, outcome, &batch, &cursor_ref.records, &mut unsettled)
+            });
+            let mut stall = committed.unwrap_or_else(|error| Some(error.to_string()));
+            if stall.is_some() || unsettled.records >= SETTLE_RECORDS {
+                if let Err(error) = settle(&map, &mut core, &mut unsettled) {
+                    stall.get_or_insert(error.to_string());
+                }
+            }
             if let Some(reason) = &stall {
                 tracing::warn!(map = %map.name, %reason, backoff_ms = backoff.as_millis() as u64, "replay stalled");
             }
-            core.last_error = stall.clone();
-            map.changed.notify_all();
+            // A pause or skip waiting in `stop_replay` for this batch to end
+            // (it bumped the generation) is woken at once; progress watchers
+            // at most every PROGRESS_NOTIFY_INTERVAL.
+            let stop_requested = core.generation != generation;
+            if core.last_error != stall || stop_requested {
+                core.last_error = stall.clone();
+                map.changed.notify_all();
+            } else if last_notify.elapsed() >= PROGRESS_NOTIFY_INTERVAL {
+                last_notify = Instant::now();
+                map.changed.notify_all();
+            }
             // The cursor is kept only if the head landed where it stopped
             // reading; after a stall or an error it is rebuilt from the head.
             match (&mut cursor, outcome_head) {
@@ -123,7 +167,7 @@ pub(crate) fn run(map: Arc<MapShared>, generation: u64) {
 
 /// The cursor reached the tail: switch to Running under the map lock, so no
 /// submit can slip between the last replayed record and the first live one.
-fn finish(map: &MapShared, core: &mut crate::map::Core) {
+fn finish(map: &MapShared, core: &mut Core) {
     let commit = Commit { state: Some(StoredState::Running), blocked: Some(None), ..Commit::default() };
     if let Err(error) = map.commit(commit, true) {
         core.last_error = Some(error.to_string());
@@ -136,15 +180,15 @@ fn finish(map: &MapShared, core: &mut crate::map::Core) {
     tracing::info!(map = %map.name, replayed = core.replayed, "catch-up complete: live");
 }
 
-/// Reads the next batch up to `bound`: at most `replay_batch_records`, and
-/// under Strict ordering no two records of one key (a rejection must be able
-/// to hold back the later records of its key). Returns the bookkeeping and,
-/// for the records to send, the records themselves.
-fn plan(map: &MapShared, cursor: &mut ReplayCursor, bound: u64) -> Result<(Vec<Planned>, Vec<QueuedRecord>)> {
+/// Reads the next batch up to `bound` into the cursor's buffers: at most
+/// `replay_batch_records`, and under Strict ordering no two records of one
+/// key (a rejection must be able to hold back the later records of its
+/// key; a hash collision only ends a batch early).
+fn plan(map: &MapShared, cursor: &mut ReplayCursor, bound: u64, hasher: &RandomState) -> Result<Vec<Planned>> {
     let strict = map.config.key_ordering == KeyOrdering::Strict;
     let batch_max = map.config.replay_batch_records.max(1);
-    let mut keys = HashSet::new();
-    let (mut batch, mut records) = (Vec::new(), Vec::new());
+    let mut key_hashes = HashSet::new();
+    let mut batch = Vec::new();
     while batch.len() < batch_max {
         let entry = match cursor.pending.take() {
             Some(entry) => entry,
@@ -153,60 +197,73 @@ fn plan(map: &MapShared, cursor: &mut ReplayCursor, bound: u64) -> Result<(Vec<P
                 None => break,
             },
         };
-        let record = codec::decode_record(entry.seq(), entry.body()).ok_or_else(|| Error::Corrupt {
+        let undecodable = || Error::Corrupt {
             path: map.data.dir().to_path_buf(),
             offset: 0,
             reason: format!("record seq {} does not decode", entry.seq()),
-        })?;
-        if entry.seq() > bound || (strict && !keys.insert(record.key.clone())) {
+        };
+        let key = codec::decode_key(entry.body()).ok_or_else(undecodable)?;
+        if entry.seq() > bound || (strict && !key_hashes.insert(hasher.hash_one(key))) {
             cursor.pending = Some(entry);
             break;
         }
-        batch.push(Planned {
-            seq: record.seq,
-            key: record.key.clone(),
-            frame_bytes: entry.frame_bytes(),
-            blocked: false,
-        });
-        records.push(record);
+        let index = batch.len();
+        if index == cursor.records.len() {
+            cursor.records.push(QueuedRecord {
+                seq: 0,
+                key: String::new(),
+                op: Op::Update,
+                payload: Vec::new(),
+                queued_at: std::time::SystemTime::UNIX_EPOCH,
+            });
+        }
+        if !codec::decode_record_into(entry.seq(), entry.body(), &mut cursor.records[index]) {
+            return Err(undecodable());
+        }
+        batch.push(Planned { seq: entry.seq(), frame_bytes: entry.frame_bytes(), blocked: false });
     }
-    if strict {
+    if strict && !batch.is_empty() {
         let core = map.lock();
-        for planned in &mut batch {
-            planned.blocked = core.errors.count(Some(&planned.key)) > 0;
+        if !core.errors.is_empty() {
+            for (planned, record) in batch.iter_mut().zip(&cursor.records) {
+                planned.blocked = core.errors.count(Some(&record.key)) > 0;
+            }
         }
     }
-    // Blocked records are not sent.
-    let records = records.into_iter().zip(&batch).filter(|(_, p)| !p.blocked).map(|(r, _)| r).collect();
-    Ok((batch, records))
+    Ok(batch)
 }
 
-fn deliver(map: &MapShared, head: u64, bound: u64, batch: Vec<Planned>, records: Vec<QueuedRecord>) -> Outcome {
+fn deliver(map: &MapShared, head: u64, bound: u64, batch: &[Planned], records: &[QueuedRecord]) -> Outcome {
     if batch.is_empty() {
         // Nothing live left in head..=bound (records lost to a crash under
         // SyncPolicy::Never): the cursor jumps past them.
         return Outcome { new_head: bound + 1, ..Outcome::default() };
     }
-    let mut results = if records.is_empty() { Vec::new() } else { map.destination().deliver_batch(&records) };
-    if results.len() != records.len() {
-        let reason = format!("destination returned {} results for {} records", results.len(), records.len());
-        results = vec![Err(DeliveryError::Unavailable(reason)); records.len()];
-    }
+    let records = &records[..batch.len()];
+    let any_blocked = batch.iter().any(|p| p.blocked);
+    let results = if any_blocked {
+        let to_send: Vec<QueuedRecord> =
+            records.iter().zip(batch).filter(|(_, p)| !p.blocked).map(|(r, _)| r.clone()).collect();
+        if to_send.is_empty() {
+            Vec::new()
+        } else {
+            checked(map.destination().deliver_batch(&to_send), to_send.len())
+        }
+    } else {
+        checked(map.destination().deliver_batch(records), records.len())
+    };
     let mut results = results.into_iter();
     let mut outcome = Outcome { new_head: head, ..Outcome::default() };
-    for planned in batch {
+    for (index, planned) in batch.iter().enumerate() {
         let answer = if planned.blocked { None } else { results.next() };
         match answer {
-            None => outcome.moved.push((
-                planned.seq,
-                planned.key,
-                ErrorReason::BlockedByEarlierFailure,
-                None,
-                planned.frame_bytes,
-            )),
-            Some(Ok(())) => outcome.delivered.push(planned.seq),
+            None => outcome.moved.push((index, ErrorReason::BlockedByEarlierFailure, None)),
+            Some(Ok(())) => match outcome.delivered.last_mut() {
+                Some(last) if last.1 + 1 == planned.seq => last.1 = planned.seq,
+                _ => outcome.delivered.push((planned.seq, planned.seq)),
+            },
             Some(Err(DeliveryError::Rejected(reason))) => {
-                outcome.moved.push((planned.seq, planned.key, ErrorReason::Rejected, Some(reason), planned.frame_bytes))
+                outcome.moved.push((index, ErrorReason::Rejected, Some(reason)))
             }
             Some(Err(DeliveryError::Unavailable(reason))) => {
                 outcome.stall = Some(format!("destination unavailable: {reason}"));
@@ -220,27 +277,50 @@ fn deliver(map: &MapShared, head: u64, bound: u64, batch: Vec<Planned>, records:
     outcome
 }
 
+/// One result per record, or `Unavailable` for all if the destination broke
+/// that contract.
+fn checked(
+    results: Vec<std::result::Result<(), DeliveryError>>,
+    expected: usize,
+) -> Vec<std::result::Result<(), DeliveryError>> {
+    if results.len() == expected {
+        return results;
+    }
+    let reason = format!("destination returned {} results for {expected} records", results.len());
+    vec![Err(DeliveryError::Unavailable(reason)); expected]
+}
+
 /// Records a batch's result: one meta commit (the new head and the records
-/// moved to the errors), then the in-memory indexes, then the release of the
-/// delivered records. Returns the stall reason, if any.
-fn commit(map: &MapShared, core: &mut crate::map::Core, mut outcome: Outcome) -> Result<Option<String>> {
+/// moved to the errors), then the in-memory indexes. The delivered records
+/// are released by [`settle`]. Returns the stall reason, if any.
+fn commit(
+    map: &MapShared,
+    core: &mut Core,
+    mut outcome: Outcome,
+    batch: &[Planned],
+    records: &[QueuedRecord],
+    unsettled: &mut Unsettled,
+) -> Result<Option<String>> {
     // The errors list has a byte cap: stop before a move that would pass it.
     let mut error_bytes = core.error_bytes;
-    if let Some(index) = outcome.moved.iter().position(|(_, _, _, _, bytes)| {
-        error_bytes += bytes;
+    if let Some(position) = outcome.moved.iter().position(|&(index, _, _)| {
+        error_bytes += batch[index].frame_bytes;
         error_bytes > map.config.max_error_bytes
     }) {
-        let stop_seq = outcome.moved[index].0;
-        outcome.moved.truncate(index);
-        outcome.delivered.retain(|&seq| seq < stop_seq);
+        let stop_index = outcome.moved[position].0;
+        let stop_seq = batch[stop_index].seq;
+        outcome.moved.truncate(position);
+        outcome.delivered.retain_mut(|range| {
+            range.1 = range.1.min(stop_seq - 1);
+            range.0 <= range.1
+        });
         outcome.new_head = stop_seq;
+        outcome.passed_records = stop_index as u64;
+        outcome.passed_bytes = batch[..stop_index].iter().map(|p| p.frame_bytes).sum();
         outcome.stall = Some(format!(
             "catch-up errors are full ({} of {} bytes): retry or discard errors to continue",
             core.error_bytes, map.config.max_error_bytes
         ));
-        // Recount what passed below the stop.
-        outcome.passed_records = (outcome.delivered.len() + outcome.moved.len()) as u64;
-        outcome.passed_bytes = 0; // recomputed below from the log
     }
     if outcome.new_head <= core.head {
         return Ok(outcome.stall);
@@ -249,33 +329,41 @@ fn commit(map: &MapShared, core: &mut crate::map::Core, mut outcome: Outcome) ->
     let add_errors: Vec<ErrorRun> = outcome
         .moved
         .iter()
-        .map(|(seq, _, reason, error, _)| {
+        .map(|(index, reason, error)| {
             let attempts = u32::from(*reason == ErrorReason::Rejected);
-            ErrorRun::single(*seq, *reason, error.clone(), attempts, at)
+            ErrorRun::single(batch[*index].seq, *reason, error.clone(), attempts, at)
         })
         .collect();
-    let passed_bytes = if outcome.passed_bytes == 0 && outcome.passed_records > 0 {
-        map.data.range_bytes(core.head..=outcome.new_head - 1)
-    } else {
-        outcome.passed_bytes
-    };
-    // Not synced: losing this commit to a crash only redelivers the batch (R18).
+    // Written to the file but not synced: a process crash keeps it; a power
+    // loss only redelivers the batches since the last sync (R18).
     map.commit(Commit { head: Some(outcome.new_head), add_errors: add_errors.clone(), ..Commit::default() }, false)?;
     map.meta.flush().map_err(|e| Error::from_wal(&map.name, e))?;
-    for ((seq, key, _, _, bytes), run) in outcome.moved.iter().zip(add_errors) {
-        core.queue.remove(key, *seq);
-        core.errors.insert(key, *seq).map_err(Error::from_index)?;
+    for ((index, _, _), run) in outcome.moved.iter().zip(add_errors) {
+        let (seq, key) = (batch[*index].seq, &records[*index].key);
+        core.queue.remove(key, seq);
+        core.errors.insert(key, seq).map_err(Error::from_index)?;
         core.error_table.add(run);
-        core.error_bytes += bytes;
+        core.error_bytes += batch[*index].frame_bytes;
     }
     core.queue.release_through(outcome.new_head - 1);
-    core.queue_bytes = core.queue_bytes.saturating_sub(passed_bytes);
+    core.queue_bytes = core.queue_bytes.saturating_sub(outcome.passed_bytes);
     core.head = outcome.new_head;
     core.replayed += outcome.passed_records;
     core.drain.record(outcome.passed_records);
-    for (lo, hi) in to_ranges(&outcome.delivered) {
+    unsettled.records += outcome.passed_records;
+    unsettled.delivered.extend(outcome.delivered);
+    Ok(outcome.stall)
+}
+
+/// Releases the delivered records (whole segments are then deleted) and
+/// compacts the meta log if it has grown.
+fn settle(map: &MapShared, core: &mut Core, unsettled: &mut Unsettled) -> Result<()> {
+    if unsettled.records == 0 {
+        return Ok(());
+    }
+    for (lo, hi) in unsettled.delivered.drain(..) {
         map.data.release(lo..=hi).map_err(|e| Error::from_wal(&map.name, e))?;
     }
-    map.compact_meta_if_needed(core)?;
-    Ok(outcome.stall)
+    unsettled.records = 0;
+    map.compact_meta_if_needed(core)
 }

@@ -264,7 +264,10 @@ impl Wal {
                 return Ok(());
             }
             if group.leader {
-                if group.gathering {
+                // Wake a gathering leader only once its group is complete, not
+                // on every arrival: on 2 cores each wake-up costs a switch.
+                let pending = inner.appended_seq.load(Ordering::Acquire).saturating_sub(inner.durable_seq.load(Ordering::Acquire));
+                if group.gathering && pending >= group.expected_records {
                     inner.sync_gathered.notify_one();
                 }
                 group = inner.sync_done.wait(group).unwrap_or_else(|p| p.into_inner());
