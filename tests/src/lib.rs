@@ -328,3 +328,97 @@ pub fn child_test_name(module_path: &str, name: &str) -> String {
         format!("{module}::{name}")
     }
 }
+
+/// The real file system with a switch that makes every later `fsync` of
+/// the map logs fail, as a dying disk would (R17).
+#[derive(Debug, Default)]
+pub struct FaultyStorage {
+    fail_syncs: Arc<AtomicBool>,
+}
+
+impl FaultyStorage {
+    /// A storage whose syncs succeed until [`FaultyStorage::fail_syncs`].
+    pub fn new() -> Arc<FaultyStorage> {
+        Arc::new(FaultyStorage::default())
+    }
+
+    /// From now on every `sync_data`/`sync_all` fails with EIO.
+    pub fn fail_syncs(&self) {
+        self.fail_syncs.store(true, Ordering::SeqCst);
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    inner: Arc<dyn pauselog::StorageFile>,
+    fail_syncs: Arc<AtomicBool>,
+}
+
+impl FaultyFile {
+    fn check(&self) -> std::io::Result<()> {
+        if self.fail_syncs.load(Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(5)); // EIO
+        }
+        Ok(())
+    }
+}
+
+impl pauselog::StorageFile for FaultyFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn allocate(&self, len: u64) -> std::io::Result<()> {
+        self.inner.allocate(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.sync_all()
+    }
+    fn map(&self) -> std::io::Result<Arc<dyn pauselog::Mapped>> {
+        self.inner.map()
+    }
+    fn map_is_coherent(&self) -> bool {
+        self.inner.map_is_coherent()
+    }
+}
+
+impl pauselog::Storage for FaultyStorage {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        pauselog::FsStorage.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+        pauselog::FsStorage.list(dir)
+    }
+    fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn pauselog::StorageFile>> {
+        let inner = pauselog::FsStorage.open(path, create)?;
+        Ok(Arc::new(FaultyFile { inner, fail_syncs: self.fail_syncs.clone() }))
+    }
+    fn open_read_only(&self, path: &Path) -> std::io::Result<Arc<dyn pauselog::StorageFile>> {
+        pauselog::FsStorage.open_read_only(path)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        pauselog::FsStorage.remove(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        pauselog::FsStorage.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        pauselog::FsStorage.sync_dir(dir)
+    }
+    fn lock_dir(&self, dir: &Path, holder: &str) -> std::io::Result<Box<dyn std::fmt::Debug + Send + Sync>> {
+        pauselog::FsStorage.lock_dir(dir, holder)
+    }
+}

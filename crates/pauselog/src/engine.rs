@@ -64,9 +64,19 @@ pub struct EngineBuilder {
     clock: Arc<dyn Clock>,
     tick_interval: Option<Duration>,
     segment_bytes_max: u64,
+    storage: Arc<dyn Storage>,
 }
 
 impl EngineBuilder {
+    /// The file I/O seam of the map logs. Default: the real file system
+    /// ([`pauselog_wal::FsStorage`]). Tests wrap it to inject faults (e.g. a
+    /// failing fsync, R17); the directory lock and the index store always use
+    /// the real file system.
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = storage;
+        self
+    }
+
     /// Durability of queued records. Default: [`SyncPolicy::Always`].
     pub fn sync(mut self, sync: SyncPolicy) -> Self {
         self.sync = sync;
@@ -108,6 +118,7 @@ impl EngineBuilder {
             sync: self.sync,
             index_store,
             segment_bytes_max: self.segment_bytes_max,
+            storage: self.storage,
         });
         let shared = Arc::new(EngineShared {
             ctx,
@@ -165,6 +176,13 @@ impl EngineShared {
     fn tick(&self) {
         for map in self.maps() {
             map.tick();
+            // Under Interval, an idle map's last appends are synced here once
+            // the interval has passed (appends sync when they find it due).
+            if let SyncPolicy::Interval(_) = self.ctx.sync {
+                if let Err(error) = map.data.commit(map.data.next_seq() - 1) {
+                    tracing::error!(map = %map.name, %error, "interval sync failed");
+                }
+            }
         }
     }
 
@@ -209,6 +227,7 @@ impl Engine {
             clock: Arc::new(SystemClock),
             tick_interval: Some(Duration::from_secs(1)),
             segment_bytes_max: 64 * 1024 * 1024,
+            storage: Arc::new(FsStorage),
         }
     }
 

@@ -59,6 +59,7 @@ pub use engine::{list_map_names, Engine, EngineBuilder};
 pub use error::{Error, Result};
 pub use inspect::{inspect, inspect_map, verify, MapInspector, MapReport, VerifyReport};
 pub use map::TableMap;
+pub use pauselog_wal::storage::{FsStorage, Mapped, Storage, StorageFile};
 pub use pauselog_wal::SyncPolicy;
 pub use retry::{RetryJob, RetryProgress};
 pub use types::*;

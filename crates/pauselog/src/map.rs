@@ -30,6 +30,8 @@ pub(crate) struct EngineCtx {
     pub sync: SyncPolicy,
     pub index_store: IndexStore,
     pub segment_bytes_max: u64,
+    /// File I/O of the map logs (the real file system unless a test wraps it).
+    pub storage: Arc<dyn pauselog_wal::Storage>,
 }
 
 /// A handle on one table map. Cheap to clone; `Send + Sync`.

@@ -71,10 +71,10 @@ pub(crate) fn open_map(
     let dir = ctx.dir.join("maps").join(name);
     let wal_error = |e| Error::from_wal(name, e);
     let data_options = WalOptions::default().sync(ctx.sync).segment_bytes_max(ctx.segment_bytes_max);
-    let data = Wal::open(&dir.join("data"), data_options).map_err(wal_error)?;
+    let data = Wal::open_with_storage(&dir.join("data"), data_options, ctx.storage.clone()).map_err(wal_error)?;
     // Meta appends are synced explicitly by `MapShared::commit`.
     let meta_options = WalOptions::default().sync(SyncPolicy::Never).segment_bytes_max(META_SEGMENT_BYTES);
-    let meta = Wal::open(&dir.join("meta"), meta_options).map_err(wal_error)?;
+    let meta = Wal::open_with_storage(&dir.join("meta"), meta_options, ctx.storage.clone()).map_err(wal_error)?;
 
     let durable = read_durable(name, &meta)?;
     if durable.head > data.next_seq() {

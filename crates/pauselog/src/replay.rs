@@ -11,7 +11,7 @@
 //! batch (a release lost to a crash is redone at open from the head).
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,6 +48,32 @@ struct ReplayCursor {
     head: u64,
     /// Decoded records of the current batch; their buffers are reused.
     records: Vec<QueuedRecord>,
+    /// Hashes of the batch's keys (Strict ordering), reused across batches.
+    key_hashes: HashSet<u64, BuildHasherDefault<PassThrough>>,
+}
+
+/// Hashes a key for the per-batch distinct-key check: FNV-1a, fast for
+/// short keys; a collision only ends a batch early.
+fn key_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A hasher for values that are already hashes.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 << 8) | u64::from(byte);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
 }
 
 /// Work done but not yet settled: delivered seq ranges to release.
@@ -76,7 +102,6 @@ pub(crate) fn run(map: Arc<MapShared>, generation: u64) {
     let mut cursor: Option<ReplayCursor> = None;
     let mut unsettled = Unsettled::default();
     let mut last_notify = Instant::now();
-    let hasher = RandomState::new();
     loop {
         let (head, bound) = {
             let mut core = map.lock();
@@ -107,12 +132,12 @@ pub(crate) fn run(map: Arc<MapShared>, generation: u64) {
             (core.head, bound)
         };
         if cursor.as_ref().is_none_or(|c| c.head != head) {
-            let records = cursor.take().map(|c| c.records).unwrap_or_default();
-            cursor = Some(ReplayCursor { reader: map.data.reader(head), pending: None, head, records });
+            let (records, key_hashes) = cursor.take().map(|c| (c.records, c.key_hashes)).unwrap_or_default();
+            cursor = Some(ReplayCursor { reader: map.data.reader(head), pending: None, head, records, key_hashes });
         }
         let cursor_ref = cursor.as_mut().expect("set above");
-        let result = plan(&map, cursor_ref, bound, &hasher)
-            .map(|batch| (deliver(&map, head, bound, &batch, &cursor_ref.records), batch));
+        let result =
+            plan(&map, cursor_ref, bound).map(|batch| (deliver(&map, head, bound, &batch, &cursor_ref.records), batch));
         let stall = {
             let mut core = map.lock();
             core.delivering = false;
@@ -184,10 +209,10 @@ fn finish(map: &MapShared, core: &mut Core) {
 /// `replay_batch_records`, and under Strict ordering no two records of one
 /// key (a rejection must be able to hold back the later records of its
 /// key; a hash collision only ends a batch early).
-fn plan(map: &MapShared, cursor: &mut ReplayCursor, bound: u64, hasher: &RandomState) -> Result<Vec<Planned>> {
+fn plan(map: &MapShared, cursor: &mut ReplayCursor, bound: u64) -> Result<Vec<Planned>> {
     let strict = map.config.key_ordering == KeyOrdering::Strict;
     let batch_max = map.config.replay_batch_records.max(1);
-    let mut key_hashes = HashSet::new();
+    cursor.key_hashes.clear();
     let mut batch = Vec::new();
     while batch.len() < batch_max {
         let entry = match cursor.pending.take() {
@@ -197,13 +222,7 @@ fn plan(map: &MapShared, cursor: &mut ReplayCursor, bound: u64, hasher: &RandomS
                 None => break,
             },
         };
-        let undecodable = || Error::Corrupt {
-            path: map.data.dir().to_path_buf(),
-            offset: 0,
-            reason: format!("record seq {} does not decode", entry.seq()),
-        };
-        let key = codec::decode_key(entry.body()).ok_or_else(undecodable)?;
-        if entry.seq() > bound || (strict && !key_hashes.insert(hasher.hash_one(key))) {
+        if entry.seq() > bound {
             cursor.pending = Some(entry);
             break;
         }
@@ -217,8 +236,18 @@ fn plan(map: &MapShared, cursor: &mut ReplayCursor, bound: u64, hasher: &RandomS
                 queued_at: std::time::SystemTime::UNIX_EPOCH,
             });
         }
+        // Decoded into the slot first (one UTF-8 check of the key); a record
+        // that must wait for the next batch is simply not counted.
         if !codec::decode_record_into(entry.seq(), entry.body(), &mut cursor.records[index]) {
-            return Err(undecodable());
+            return Err(Error::Corrupt {
+                path: map.data.dir().to_path_buf(),
+                offset: 0,
+                reason: format!("record seq {} does not decode", entry.seq()),
+            });
+        }
+        if strict && !cursor.key_hashes.insert(key_hash(&cursor.records[index].key)) {
+            cursor.pending = Some(entry);
+            break;
         }
         batch.push(Planned { seq: entry.seq(), frame_bytes: entry.frame_bytes(), blocked: false });
     }

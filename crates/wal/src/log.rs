@@ -266,7 +266,10 @@ impl Wal {
             if group.leader {
                 // Wake a gathering leader only once its group is complete, not
                 // on every arrival: on 2 cores each wake-up costs a switch.
-                let pending = inner.appended_seq.load(Ordering::Acquire).saturating_sub(inner.durable_seq.load(Ordering::Acquire));
+                let pending = inner
+                    .appended_seq
+                    .load(Ordering::Acquire)
+                    .saturating_sub(inner.durable_seq.load(Ordering::Acquire));
                 if group.gathering && pending >= group.expected_records {
                     inner.sync_gathered.notify_one();
                 }
@@ -721,7 +724,9 @@ impl Inner {
             }
         }
         if !trash.is_empty() {
-            self.storage.sync_dir(&self.dir).map_err(|e| io_error(&self.dir, e))?;
+            // No directory fsync: if the renames are lost to a crash, the
+            // segments come back and release.log (or the owner) releases
+            // them again; if they are kept, recovery removes the trash.
             let storage = self.storage.clone();
             let unlink = move || {
                 for path in trash {
