@@ -50,7 +50,7 @@ mod store;
 
 pub use cursor::Cursor;
 pub use index::{KeyIndex, SeqPage};
-pub use store::{Checkpoint, IndexStore, CHUNK_BYTES_TARGET};
+pub use store::{Checkpoint, IndexStore, CHUNK_BYTES_TARGET, LOCK_WAIT_MAX};
 
 /// Result of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -75,11 +75,29 @@ struct Meta {
     chunk_count: u32,
 }
 
+/// Longest wait for sled's file lock at open (see [`IndexStore::open`]).
+pub const LOCK_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl IndexStore {
     /// Opens (or creates) the store in `dir`.
+    ///
+    /// sled releases its file lock from a background thread after the last
+    /// handle is dropped, so a reopen right after a close in the same process
+    /// can find the lock still held: that case is retried for up to
+    /// [`LOCK_WAIT_MAX`].
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).cache_capacity(CACHE_BYTES_MAX).open()?;
-        Ok(IndexStore { db, dir: dir.to_path_buf() })
+        let deadline = std::time::Instant::now() + LOCK_WAIT_MAX;
+        loop {
+            match sled::Config::new().path(dir).cache_capacity(CACHE_BYTES_MAX).open() {
+                Ok(db) => return Ok(IndexStore { db, dir: dir.to_path_buf() }),
+                Err(sled::Error::Io(error))
+                    if error.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     fn tree(&self, name: &str) -> Result<sled::Tree> {
