@@ -98,6 +98,7 @@ struct Outcome {
 }
 
 pub(crate) fn run(map: Arc<MapShared>, generation: u64) {
+    let _span = tracing::info_span!("replay", map = %map.name, generation).entered();
     let mut backoff = map.config.backoff_min;
     let mut cursor: Option<ReplayCursor> = None;
     let mut unsettled = Unsettled::default();

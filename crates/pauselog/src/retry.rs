@@ -102,6 +102,7 @@ pub(crate) fn start(map: &Arc<MapShared>, selection: Selection, forced: bool) ->
 }
 
 fn run(map: &MapShared, seqs: Vec<u64>, forced: bool, job: &RetryShared) {
+    let _span = tracing::info_span!("retry", map = %map.name, records = seqs.len(), forced).entered();
     let mut failed_keys: HashSet<String> = HashSet::new();
     for seq in seqs {
         if job.cancel.load(Ordering::Acquire) || map.closed.load(Ordering::Acquire) {
