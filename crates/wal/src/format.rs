@@ -157,13 +157,13 @@
 //!
 //! - **L1** crash before release.log is synced: the release is lost, the
 //!   records are live again (delivered again by an owner that replays them).
-//! - **L2** a fully released sealed segment is renamed to `<name>.seg.trash`
-//!   (after its sidecar is removed) and a background thread unlinks it
-//!   (unlinking a preallocated 64 MiB file costs ~15 ms, too long to hold the
-//!   log's lock). The directory is not fsynced for this: a crash may bring
-//!   the segment back, with its records live unless release.log says
-//!   otherwise (at least once, never a loss), or leave a `.trash` file, which
-//!   recovery removes.
+//! - **L2** a fully released sealed segment leaves the log's index at once;
+//!   a janitor thread then removes its sidecar and its file (unlinking a
+//!   preallocated 64 MiB file costs ~15 ms, too long for the caller or the
+//!   log's lock; closing the log waits for the janitor). There is no
+//!   directory fsync for this: a crash may bring the segment back, with its
+//!   records live unless release.log says otherwise (at least once, never a
+//!   loss); recovery deletes it again.
 //! - **L3** release.log is created at open and its directory entry is fsynced
 //!   before any release is written to it; otherwise a power loss after a
 //!   synced release could drop the whole file.

@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     poisoned: AtomicBool,
     poison_reason: Mutex<String>,
     closed: AtomicBool,
+    /// Deletes released segments off the caller's thread (see `Janitor`).
+    janitor: Mutex<Option<Janitor>>,
     _lock: Option<Box<dyn fmt::Debug + Send + Sync>>,
 }
 
@@ -139,6 +141,7 @@ impl Wal {
             }
         };
         let state = crate::recovery::recover(dir, &options, storage.as_ref())?;
+        let storage_for_janitor = storage.clone();
         let durable_seq = state.next_seq - 1;
         let wal = Wal {
             inner: Arc::new(Inner {
@@ -161,6 +164,7 @@ impl Wal {
                 poisoned: AtomicBool::new(false),
                 poison_reason: Mutex::new(String::new()),
                 closed: AtomicBool::new(false),
+                janitor: Mutex::new(Janitor::start(storage_for_janitor)),
                 _lock: lock,
             }),
         };
@@ -521,6 +525,12 @@ impl Wal {
         }
     }
 
+    /// Waits until the segments released so far are deleted from disk (they
+    /// are deleted by a background thread; closing the log also waits).
+    pub fn settle(&self) {
+        self.inner.settle_janitor();
+    }
+
     /// Syncs and closes. Dropping the log does the same, ignoring errors.
     pub fn close(self) -> Result<()> {
         self.inner.close()
@@ -697,56 +707,69 @@ impl Inner {
     }
 
     pub fn delete_released_segments(&self, state: &mut State) -> Result<()> {
-        let mut trash = Vec::new();
+        let mut released = Vec::new();
         let mut index = 0;
         while index < state.segments.len() {
             let segment = &state.segments[index];
             if segment.sealed && segment.is_fully_released() {
                 let segment = state.segments.remove(index).expect("index in bounds");
-                // The sidecar first: a crash in between leaves a segment
-                // without one (scanned at open), never a stale sidecar.
-                let sidecar = sidecar_path(&self.dir, segment.first_seq);
-                match self.storage.remove(&sidecar) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_error(&sidecar, e)),
-                }
-                // Unlinking a 64 MiB preallocated file takes ~15 ms of
-                // extent freeing: rename it out of the log (cheap, and no
-                // longer a segment to recovery) and unlink it in the
-                // background. Recovery removes leftovers (format.rs, L2).
-                let trash_path = trash_path(&segment.path);
-                self.storage.rename(&segment.path, &trash_path).map_err(|e| io_error(&segment.path, e))?;
                 tracing::debug!(path = %segment.path.display(), "released segment deleted");
-                trash.push(trash_path);
+                released.push(Released {
+                    sidecar: sidecar_path(&self.dir, segment.first_seq),
+                    path: segment.path,
+                    file: segment.file,
+                });
             } else {
                 index += 1;
             }
         }
-        if !trash.is_empty() {
-            // No directory fsync: if the renames are lost to a crash, the
-            // segments come back and release.log (or the owner) releases
-            // them again; if they are kept, recovery removes the trash.
-            let storage = self.storage.clone();
-            let unlink = move || {
-                for path in trash {
-                    if let Err(error) = storage.remove(&path) {
-                        tracing::warn!(path = %path.display(), %error, "could not remove a released segment");
-                    }
-                }
+        if !released.is_empty() {
+            // Unlinking a 64 MiB preallocated file costs ~15 ms of extent
+            // freeing: the janitor does it off this thread (and off the
+            // log's lock). Until then the files are ordinary fully released
+            // segments, which recovery deletes if a crash comes first.
+            let sent = match &*self.janitor.lock().unwrap_or_else(|p| p.into_inner()) {
+                Some(janitor) => janitor.queue.send(JanitorJob::Delete(released)).map_err(|e| match e.0 {
+                    JanitorJob::Delete(released) => released,
+                    JanitorJob::Barrier(_) => unreachable!("a delete job was sent"),
+                }),
+                None => Err(released),
             };
-            if let Err(error) = std::thread::Builder::new().name("pauselog-wal-unlink".into()).spawn(unlink) {
-                tracing::warn!(%error, "no thread to remove released segments; recovery will");
+            if let Err(released) = sent {
+                remove_segment_files(self.storage.as_ref(), released);
             }
         }
         if state.release_log.entry_count > COMPACT_ENTRIES {
+            // The compact log drops the ranges of deleted segments, so their
+            // unlinks must be done and durable first (the rewrite's directory
+            // fsync persists them): else a crash could bring back a segment
+            // whose releases are forgotten.
+            self.settle_janitor();
             let ranges: Vec<(u64, u64)> = state.segments.iter().flat_map(|s| s.released_ranges()).collect();
             state.release_log.rewrite(self.storage.as_ref(), &self.dir, &ranges)?;
         }
         Ok(())
     }
 
+    /// Waits until every released segment handed to the janitor is deleted.
+    pub fn settle_janitor(&self) {
+        let (done, finished) = std::sync::mpsc::channel();
+        let sent = match &*self.janitor.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(janitor) => janitor.queue.send(JanitorJob::Barrier(done)).is_ok(),
+            None => false,
+        };
+        if sent {
+            let _ = finished.recv();
+        }
+    }
+
     fn close(&self) -> Result<()> {
+        // Released segments are gone from disk once the log is closed, so a
+        // reopen in this process never meets a half-done deletion.
+        let janitor = self.janitor.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(janitor) = janitor {
+            janitor.stop();
+        }
         if self.closed.swap(true, Ordering::AcqRel) || self.options.read_only {
             return Ok(());
         }
@@ -776,11 +799,71 @@ fn write_durably(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> Result<()>
     file.sync_all().map_err(|e| io_error(path, e))
 }
 
-/// Where a released segment waits for its background unlink.
-pub(crate) fn trash_path(segment: &Path) -> PathBuf {
-    let mut name = segment.as_os_str().to_owned();
-    name.push(".trash");
-    PathBuf::from(name)
+/// A thread that deletes fully released segments (sidecar first, so a
+/// crash in between leaves a segment without one, scanned at open, never a
+/// stale sidecar). Stopped and joined when the log closes.
+pub(crate) struct Janitor {
+    queue: std::sync::mpsc::Sender<JanitorJob>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Janitor {
+    fn start(storage: Arc<dyn Storage>) -> Option<Janitor> {
+        let (queue, work) = std::sync::mpsc::channel::<JanitorJob>();
+        let run = move || {
+            for job in work {
+                match job {
+                    JanitorJob::Delete(released) => remove_segment_files(storage.as_ref(), released),
+                    JanitorJob::Barrier(done) => drop(done.send(())),
+                }
+            }
+        };
+        match std::thread::Builder::new().name("pauselog-wal-janitor".into()).spawn(run) {
+            Ok(thread) => Some(Janitor { queue, thread }),
+            Err(error) => {
+                tracing::warn!(%error, "no janitor thread: released segments are deleted inline");
+                None
+            }
+        }
+    }
+
+    fn stop(self) {
+        drop(self.queue);
+        let _ = self.thread.join();
+    }
+}
+
+/// Work for the janitor thread.
+pub(crate) enum JanitorJob {
+    /// Delete these segments.
+    Delete(Vec<Released>),
+    /// Answer once everything sent before is done.
+    Barrier(std::sync::mpsc::Sender<()>),
+}
+
+/// A fully released segment waiting for deletion.
+pub(crate) struct Released {
+    sidecar: PathBuf,
+    path: PathBuf,
+    /// The log's handle: a file is removed only while this handle is still
+    /// valid (a simulated crash invalidates it; a real one ends the thread).
+    file: Arc<dyn StorageFile>,
+}
+
+/// Removes released segments' sidecars and files; a missing file is already gone.
+fn remove_segment_files(storage: &dyn Storage, released: Vec<Released>) {
+    for segment in released {
+        if segment.file.len().is_err() {
+            continue;
+        }
+        for path in [segment.sidecar, segment.path] {
+            match storage.remove(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => tracing::warn!(path = %path.display(), %error, "could not remove a released segment"),
+            }
+        }
+    }
 }
 
 /// Creates a segment file with its header, preallocated, durable with its

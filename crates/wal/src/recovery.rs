@@ -40,13 +40,6 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
     let sidecars: std::collections::HashSet<std::path::PathBuf> =
         paths.iter().filter(|p| parse_sidecar_path(p).is_some()).cloned().collect();
     if !read_only {
-        // Released segments renamed for a background unlink that a crash cut short.
-        for trash in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "trash")) {
-            match storage.remove(trash) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_error(trash, e)),
-                _ => {} // or the background unlink got there first
-            }
-        }
         // A sidecar whose segment is gone: the segment's deletion removes the
         // sidecar first, but a crash may leave either; neither is needed.
         for orphan in sidecars

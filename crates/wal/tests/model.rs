@@ -183,6 +183,9 @@ fn run(ops: Vec<Op>, policy: SyncPolicy, storage: Arc<dyn Storage>, sim: Option<
             }
             Op::Crash(mode) => {
                 let durable_seq = log.stats().durable_seq;
+                // Deletions run on a background thread that a real crash
+                // would end; here it must not act on the post-crash state.
+                log.settle();
                 sim.expect("crashes only on simulated storage").crash(mode);
                 // Dropped after the crash: its close fails on stale handles and writes nothing.
                 drop(wal.take());

@@ -84,6 +84,8 @@ fn sidecar_leaves_with_its_segment() {
     let wal = Wal::open(dir.path(), small_segments()).expect("reopen");
     let before = sidecars(dir.path()).len();
     wal.release_through(RECORD_COUNT / 2).expect("release");
+    // Released segments are deleted by the janitor; closing waits for it.
+    wal.close().expect("close");
     let after = sidecars(dir.path());
     assert!(after.len() < before, "deleting released segments deletes their sidecars");
     for sidecar in &after {
