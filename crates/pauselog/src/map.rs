@@ -546,7 +546,16 @@ impl MapShared {
             Commit { state: Some(StoredState::Running), blocked: Some(None), head: Some(hi + 1), ..Commit::default() };
         self.commit(commit, true)?;
         if lo <= hi {
-            core.queue.drop_range(lo..=hi);
+            let whole = core.queue.first_seq().is_none_or(|first| first >= lo)
+                && core.queue.last_seq().is_none_or(|last| last <= hi);
+            if whole {
+                // Freeing a million posting entries takes milliseconds; the
+                // caller should not wait for it (R13: proportional to segments).
+                let old = std::mem::take(&mut core.queue);
+                let _ = std::thread::Builder::new().name("pauselog-free".into()).spawn(move || drop(old));
+            } else {
+                core.queue.drop_range(lo..=hi);
+            }
             self.data.release(lo..=hi).map_err(|e| Error::from_wal(&self.name, e))?;
         }
         tracing::info!(map = %self.name, discarded_bytes = core.queue_bytes, "skipped to live, backlog discarded");

@@ -125,8 +125,24 @@ pub(crate) fn run(map: Arc<MapShared>, generation: u64) {
                 _ => core.tail,
             };
             if bound < core.head {
-                // The tail's group fsync is still running: wait for it.
-                drop(map.changed.wait_timeout(core, Duration::from_millis(1)).unwrap_or_else(|p| p.into_inner()));
+                // The tail's group fsync is still running: join it (outside
+                // the map lock, so submitters keep appending meanwhile).
+                let tail = core.tail;
+                drop(core);
+                if let Err(error) = map.data.sync_through(tail) {
+                    // The data log is poisoned (R17): stall, visibly, until
+                    // the map is paused, skipped or closed.
+                    tracing::error!(map = %map.name, %error, "replay stalled: the tail cannot be made durable");
+                    let mut core = map.lock();
+                    core.last_error = Some(error.to_string());
+                    map.changed.notify_all();
+                    let _ = map
+                        .changed
+                        .wait_timeout_while(core, map.config.backoff_max, |core| {
+                            core.generation == generation && !map.closed.load(Ordering::Acquire)
+                        })
+                        .unwrap_or_else(|p| p.into_inner());
+                }
                 continue;
             }
             core.delivering = true;
