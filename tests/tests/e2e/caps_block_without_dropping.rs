@@ -37,18 +37,14 @@ fn size_cap_is_exact_and_blocks() {
 
 #[test]
 fn a_blocked_map_unblocks_after_catch_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let config = MapConfig { max_queue_bytes: encoded("K", 1) * 2, ..MapConfig::default() };
-    let map = open_map(&engine, "m", config, &dest);
+    let fixture = Fixture::new(MapConfig { max_queue_bytes: encoded("K", 1) * 2, ..MapConfig::default() });
+    let (map, dest) = (&fixture.map, &fixture.dest);
     map.pause().unwrap();
     map.submit(rec("K", 1)).unwrap();
     map.submit(rec("K", 2)).unwrap();
     assert!(map.submit(rec("K", 3)).is_err());
     map.resume(ResumeMode::CatchUp).unwrap();
-    wait_running(&map);
+    wait_running(map);
     assert_eq!(dest.delivered_seqs(), [1, 2]);
     assert_eq!(map.stats().blocked, None);
     map.pause().unwrap();

@@ -15,15 +15,12 @@ fn queue(map: &pauselog::TableMap) {
 
 #[test]
 fn strict_ordering_holds_back_the_rest_of_a_rejected_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = open_map(&engine, "m", MapConfig::default(), &dest);
-    queue(&map);
+    let fixture = Fixture::new(MapConfig::default());
+    let (map, dest) = (&fixture.map, &fixture.dest);
+    queue(map);
     dest.reject("B"); // keys: n%3==1 -> B (seqs 1,4,7,10)
     map.resume(ResumeMode::CatchUp).unwrap();
-    wait_running(&map);
+    wait_running(map);
     let delivered = dest.delivered_seqs();
     assert_eq!(delivered, [2, 3, 5, 6, 8, 9, 11, 12], "the replay went on past the rejection, in order");
     let errors = map.catchup_errors(&Query::default()).unwrap();
@@ -46,16 +43,12 @@ fn strict_ordering_holds_back_the_rest_of_a_rejected_key() {
 
 #[test]
 fn best_effort_moves_only_the_rejected_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let config = MapConfig { key_ordering: KeyOrdering::BestEffort, ..MapConfig::default() };
-    let map = open_map(&engine, "m", config, &dest);
-    queue(&map);
+    let fixture = Fixture::new(MapConfig { key_ordering: KeyOrdering::BestEffort, ..MapConfig::default() });
+    let (map, dest) = (&fixture.map, &fixture.dest);
+    queue(map);
     dest.reject("B");
     map.resume(ResumeMode::CatchUp).unwrap();
-    wait_running(&map);
+    wait_running(map);
     let errors = map.catchup_errors(&Query::default()).unwrap();
     assert!(errors.items.iter().all(|e| e.reason == ErrorReason::Rejected));
     assert_eq!(errors.total, 4, "every B record was tried and rejected on its own");
@@ -64,12 +57,9 @@ fn best_effort_moves_only_the_rejected_records() {
 
 #[test]
 fn unavailable_stalls_without_moving_anything() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = open_map(&engine, "m", MapConfig::default(), &dest);
-    queue(&map);
+    let fixture = Fixture::new(MapConfig::default());
+    let (map, dest) = (&fixture.map, &fixture.dest);
+    queue(map);
     dest.set_unavailable(true);
     map.resume(ResumeMode::CatchUp).unwrap();
     while map.stats().last_error.is_none() {
@@ -84,7 +74,7 @@ fn unavailable_stalls_without_moving_anything() {
     assert_eq!(stats.queued_records, 12);
     assert!(stats.last_error.is_some());
     dest.set_unavailable(false);
-    wait_running(&map);
+    wait_running(map);
     assert_eq!(dest.delivered_seqs(), (1..=12).collect::<Vec<u64>>());
     assert_eq!(map.stats().last_error, None);
 }

@@ -19,12 +19,8 @@ fn pause_is_idempotent() {
 
 #[test]
 fn pausing_catch_up_keeps_the_rest_queued_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let config = MapConfig { replay_batch_records: 10, ..MapConfig::default() };
-    let map = open_map(&engine, "m", config, &dest);
+    let fixture = Fixture::new(MapConfig { replay_batch_records: 10, ..MapConfig::default() });
+    let (map, dest) = (&fixture.map, &fixture.dest);
     map.pause().unwrap();
     for n in 1..=100 {
         map.submit(rec(&format!("K{n}"), n)).unwrap();
@@ -47,7 +43,7 @@ fn pausing_catch_up_keeps_the_rest_queued_in_order() {
     assert_eq!(all, (1..=100).collect::<Vec<u64>>(), "delivered prefix + queued rest = everything, once, in order");
     assert_eq!(delivered, (1..=20).collect::<Vec<u64>>(), "the replay stopped where it was");
     map.resume(ResumeMode::CatchUp).unwrap();
-    wait_running(&map);
+    wait_running(map);
     assert_eq!(dest.delivered_seqs(), (1..=100).collect::<Vec<u64>>());
     assert!(matches!(map.state(), MapState::Running));
 }

@@ -68,12 +68,8 @@ fn key_filter_lists_only_that_key() {
 
 #[test]
 fn cursors_survive_appends_and_draining() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let config = MapConfig { replay_batch_records: 5, ..MapConfig::default() };
-    let map = open_map(&engine, "m", config, &dest);
+    let fixture = Fixture::new(MapConfig { replay_batch_records: 5, ..MapConfig::default() });
+    let (map, dest) = (&fixture.map, &fixture.dest);
     map.pause().unwrap();
     for n in 1..=100 {
         map.submit(rec(&keyed(n), n)).unwrap();
@@ -106,7 +102,7 @@ fn cursors_survive_appends_and_draining() {
     }
     assert!(walked.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(walked.iter().collect::<HashSet<_>>().len(), walked.len());
-    wait_running(&map);
+    wait_running(map);
 }
 
 #[test]

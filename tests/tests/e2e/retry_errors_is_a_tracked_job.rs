@@ -7,26 +7,21 @@
 use pauselog::{ErrorReason, MapConfig, Query, ResumeMode, Selection};
 use pauselog_tests::*;
 
-fn map_with_errors(dest: &std::sync::Arc<TestDest>, engine: &pauselog::Engine) -> pauselog::TableMap {
-    let map = open_map(engine, "m", MapConfig::default(), dest);
-    map.pause().unwrap();
-    for n in 1..=9 {
-        map.submit(rec(["A", "B", "C"][(n % 3) as usize], n)).unwrap();
-    }
-    dest.reject("A"); // seqs 3, 6, 9
-    map.resume(ResumeMode::CatchUp).unwrap();
-    wait_running(&map);
-    assert_eq!(map.stats().error_records, 3);
-    map
+/// A map whose catch-up left the three records of key A (seqs 3, 6, 9) in
+/// the catch-up errors.
+fn with_errors() -> Fixture {
+    let fixture = Fixture::new(MapConfig::default());
+    fixture.queue(9, |n| ["A", "B", "C"][(n % 3) as usize].to_owned());
+    fixture.dest.reject("A");
+    fixture.map.resume(ResumeMode::CatchUp).unwrap();
+    wait_running(&fixture.map);
+    assert_eq!(fixture.map.stats().error_records, 3);
+    fixture
 }
 
 #[test]
 fn retry_delivers_in_order_and_empties_the_list() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = map_with_errors(&dest, &engine);
+    let Fixture { map, dest, .. } = &with_errors();
     dest.accept("A");
     let job = map.retry_errors(Selection::All).unwrap();
     let progress = job.wait(WAIT).unwrap();
@@ -39,11 +34,7 @@ fn retry_delivers_in_order_and_empties_the_list() {
 
 #[test]
 fn a_failed_retry_keeps_the_entry_with_updated_attempts() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = map_with_errors(&dest, &engine);
+    let Fixture { map, clock, .. } = &with_errors();
     clock.advance(std::time::Duration::from_secs(30));
     let progress = map.retry_errors(Selection::Key("A".into())).unwrap().wait(WAIT).unwrap();
     assert_eq!((progress.delivered, progress.failed), (0, 3), "the first fails; the later ones are held back");
@@ -56,11 +47,7 @@ fn a_failed_retry_keeps_the_entry_with_updated_attempts() {
 
 #[test]
 fn superseded_entries_are_not_retried_unless_forced() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = map_with_errors(&dest, &engine);
+    let Fixture { map, dest, .. } = &with_errors();
     dest.accept("A");
     map.submit(rec("A", 100)).unwrap(); // a newer version of A goes live
     let errors = map.catchup_errors(&Query::default()).unwrap();
@@ -75,11 +62,7 @@ fn superseded_entries_are_not_retried_unless_forced() {
 
 #[test]
 fn discard_removes_entries_and_their_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = map_with_errors(&dest, &engine);
+    let Fixture { map, .. } = &with_errors();
     assert_eq!(map.discard_errors(Selection::Seqs(vec![6, 42])).unwrap(), 1);
     assert_eq!(
         map.catchup_errors(&Query::default()).unwrap().items.iter().map(|e| e.record.seq).collect::<Vec<_>>(),
@@ -92,11 +75,7 @@ fn discard_removes_entries_and_their_bytes() {
 
 #[test]
 fn a_cancelled_job_stops() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = map_with_errors(&dest, &engine);
+    let Fixture { map, dest, .. } = &with_errors();
     dest.accept("A");
     dest.close_gate();
     let job = map.retry_errors(Selection::All).unwrap();

@@ -7,11 +7,8 @@ use pauselog_tests::*;
 
 #[test]
 fn resume_skip_preserve_moves_the_queue_to_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = open_map(&engine, "m", MapConfig::default(), &dest);
+    let fixture = Fixture::new(MapConfig::default());
+    let (map, dest) = (&fixture.map, &fixture.dest);
     map.pause().unwrap();
     for n in 1..=30 {
         map.submit(rec(&format!("K{}", n % 3), n)).unwrap();
@@ -33,11 +30,8 @@ fn resume_skip_preserve_moves_the_queue_to_errors() {
 
 #[test]
 fn resume_skip_discard_drops_the_queue() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = open_map(&engine, "m", MapConfig::default(), &dest);
+    let fixture = Fixture::new(MapConfig::default());
+    let (map, dest) = (&fixture.map, &fixture.dest);
     map.pause().unwrap();
     for n in 1..=30 {
         map.submit(rec("K", n)).unwrap();
@@ -46,6 +40,7 @@ fn resume_skip_discard_drops_the_queue() {
     let stats = map.stats();
     assert_eq!((stats.queued_records, stats.queued_bytes, stats.error_records), (0, 0, 0));
     assert_eq!(dest.calls(), 0);
+    let Fixture { map, engine, dest, clock, dir } = fixture;
     drop(map);
     drop(engine);
     let reopened = pauselog_tests::engine(dir.path(), &clock);

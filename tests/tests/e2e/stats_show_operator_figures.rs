@@ -29,11 +29,8 @@ fn paused_map_reports_its_figures() {
 
 #[test]
 fn catching_up_map_reports_progress() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = open_map(&engine, "m", MapConfig::default(), &dest);
+    let fixture = Fixture::new(MapConfig::default());
+    let (map, dest) = (&fixture.map, &fixture.dest);
     map.pause().unwrap();
     for n in 0..50 {
         map.submit(rec("K", n)).unwrap();
@@ -50,6 +47,6 @@ fn catching_up_map_reports_progress() {
     }
     assert!(map.stats().last_error.unwrap().contains("unavailable"), "a stalled replay shows its last error");
     dest.set_unavailable(false);
-    wait_running(&map);
+    wait_running(map);
     assert_eq!(map.stats().queued_records, 0);
 }
