@@ -162,27 +162,16 @@ pub fn is_paused(state: &MapState) -> bool {
 /// Every queued record of `map` (optionally of one key), following the
 /// page cursors from the first page to the last.
 pub fn all_queued(map: &TableMap, key: Option<&str>) -> Vec<QueuedRecord> {
-    let mut items = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut query = pauselog::Query::default().limit(pauselog::PAGE_LIMIT_MAX);
-        if let Some(key) = key {
-            query = query.key(key);
-        }
-        if let Some(cursor) = after.take() {
-            query = query.after(cursor);
-        }
-        let page = map.queued(&query).expect("queued page");
-        items.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return items,
-        }
-    }
+    all_pages(key, |query| map.queued(query).expect("queued page"))
 }
 
 /// Every catch-up error of `map` (optionally of one key), page by page.
 pub fn all_errors(map: &TableMap, key: Option<&str>) -> Vec<pauselog::CatchupError> {
+    all_pages(key, |query| map.catchup_errors(query).expect("catch-up errors page"))
+}
+
+/// Follows page cursors of one listing from the first page to the last.
+fn all_pages<T>(key: Option<&str>, mut page_of: impl FnMut(&pauselog::Query) -> pauselog::Page<T>) -> Vec<T> {
     let mut items = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -193,7 +182,7 @@ pub fn all_errors(map: &TableMap, key: Option<&str>) -> Vec<pauselog::CatchupErr
         if let Some(cursor) = after.take() {
             query = query.after(cursor);
         }
-        let page = map.catchup_errors(&query).expect("catch-up errors page");
+        let page = page_of(&query);
         items.extend(page.items);
         match page.next {
             Some(next) => after = Some(next),

@@ -36,11 +36,14 @@ pub(crate) fn decode_key(body: &[u8]) -> Option<&str> {
 
 /// Decodes a data log body into a queued record.
 pub(crate) fn decode_record(seq: u64, body: &[u8]) -> Option<QueuedRecord> {
-    let op = Op::from_byte(*body.first()?)?;
-    let queued_at = from_nanos(u64::from_le_bytes(body.get(1..9)?.try_into().ok()?));
-    let key = decode_key(body)?.to_owned();
-    let payload = body.get(RECORD_HEADER_BYTES + key.len()..)?.to_vec();
-    Some(QueuedRecord { seq, key, op, payload, queued_at })
+    let mut record = QueuedRecord {
+        seq,
+        key: String::new(),
+        op: Op::Update,
+        payload: Vec::new(),
+        queued_at: SystemTime::UNIX_EPOCH,
+    };
+    decode_record_into(seq, body, &mut record).then_some(record)
 }
 
 /// Decodes a data log body into `record`, reusing its buffers; false if the

@@ -382,11 +382,7 @@ impl Wal {
         }
         let (mut records, mut bytes) = (0, 0);
         for segment in state.segments.iter_mut() {
-            if segment.end_seq() <= lo || segment.first_seq > hi {
-                continue;
-            }
-            let from = (lo.max(segment.first_seq) - segment.first_seq) as usize;
-            let to = (hi.min(segment.end_seq() - 1) + 1 - segment.first_seq) as usize;
+            let Some((from, to)) = segment.local_range(lo, hi) else { continue };
             let (segment_records, segment_bytes) = segment.release(from, to);
             records += segment_records;
             bytes += segment_bytes;
@@ -480,11 +476,7 @@ impl Wal {
         let state = self.inner.lock_state();
         let mut bytes = 0;
         for segment in &state.segments {
-            if segment.end_seq() <= *seqs.start() || segment.first_seq > *seqs.end() {
-                continue;
-            }
-            let from = (seqs.start().max(&segment.first_seq) - segment.first_seq) as usize;
-            let to = (seqs.end().min(&(segment.end_seq() - 1)) + 1 - segment.first_seq) as usize;
+            let Some((from, to)) = segment.local_range(*seqs.start(), *seqs.end()) else { continue };
             if from == 0 && to == segment.offsets.len() {
                 bytes += segment.live_bytes;
             } else {

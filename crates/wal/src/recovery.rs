@@ -125,12 +125,9 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
     for &(lo, hi) in &ranges {
         reaches_past_tail |= hi >= next_seq;
         for segment in segments.iter_mut() {
-            if segment.end_seq() <= lo || segment.first_seq > hi {
-                continue;
+            if let Some((from, to)) = segment.local_range(lo, hi) {
+                segment.release(from, to);
             }
-            let from = (lo.max(segment.first_seq) - segment.first_seq) as usize;
-            let to = (hi.min(segment.end_seq() - 1) + 1 - segment.first_seq) as usize;
-            segment.release(from, to);
         }
     }
     if !read_only && (reaches_past_tail || !clean) {

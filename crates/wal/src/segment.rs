@@ -203,6 +203,17 @@ impl Segment {
         seq >= self.first_seq && seq < self.end_seq()
     }
 
+    /// The local indexes `[from, to)` of the seqs `lo..=hi` held by this
+    /// segment, or `None` if it holds none of them.
+    pub fn local_range(&self, lo: u64, hi: u64) -> Option<(usize, usize)> {
+        if self.end_seq() <= lo || self.first_seq > hi {
+            return None;
+        }
+        let from = (lo.max(self.first_seq) - self.first_seq) as usize;
+        let to = (hi.min(self.end_seq() - 1) + 1 - self.first_seq) as usize;
+        Some((from, to))
+    }
+
     /// Adds a frame that was checked (decoded by recovery, or encoded by
     /// this process): it counts as verified if every frame before it is.
     pub fn push(&mut self, frame_bytes: u64) {
