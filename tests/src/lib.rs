@@ -55,6 +55,8 @@ pub struct TestDest {
     unavailable_after: AtomicU64,
     calls: AtomicU64,
     gate: Mutex<Option<Arc<Gate>>>,
+    /// The keys of each `deliver_batch` call, in call order.
+    batch_keys: Mutex<Vec<Vec<String>>>,
 }
 
 impl TestDest {
@@ -116,6 +118,11 @@ impl TestDest {
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
     }
+
+    /// The keys of each `deliver_batch` call so far, in call order.
+    pub fn batch_keys(&self) -> Vec<Vec<String>> {
+        self.batch_keys.lock().unwrap().clone()
+    }
 }
 
 impl Destination for TestDest {
@@ -141,6 +148,11 @@ impl Destination for TestDest {
         }
         self.delivered.lock().unwrap().push(record.clone());
         Ok(())
+    }
+
+    fn deliver_batch(&self, batch: &[QueuedRecord]) -> Vec<Result<(), DeliveryError>> {
+        self.batch_keys.lock().unwrap().push(batch.iter().map(|r| r.key.clone()).collect());
+        batch.iter().map(|record| self.deliver(record)).collect()
     }
 }
 

@@ -42,6 +42,27 @@ fn strict_ordering_holds_back_the_rest_of_a_rejected_key() {
 }
 
 #[test]
+fn strict_ordering_never_sends_two_records_of_a_key_in_one_call() {
+    // One replay batch of 12 records is cut into rounds of distinct keys;
+    // the rejection of B in the first round holds back B in the later
+    // rounds of the same batch.
+    let fixture = Fixture::new(MapConfig::default());
+    let (map, dest) = (&fixture.map, &fixture.dest);
+    queue(map);
+    dest.reject("B");
+    map.resume(ResumeMode::CatchUp).unwrap();
+    wait_running(map);
+    let calls = dest.batch_keys();
+    for keys in &calls {
+        let distinct: std::collections::HashSet<&String> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len(), "a deliver_batch call repeated a key: {keys:?}");
+    }
+    assert_eq!(calls.first().map(Vec::len), Some(3), "the first round holds one record of each key");
+    assert!(calls.iter().skip(1).flatten().all(|key| key != "B"), "B is held back after its rejection: {calls:?}");
+    assert_eq!(map.stats().error_records, 4);
+}
+
+#[test]
 fn best_effort_moves_only_the_rejected_records() {
     let fixture = Fixture::new(MapConfig { key_ordering: KeyOrdering::BestEffort, ..MapConfig::default() });
     let (map, dest) = (&fixture.map, &fixture.dest);
