@@ -327,8 +327,8 @@ fn body_key(body: &[u8]) -> &[u8] {
 
 /// How the replay loop spends its time, rebuilt from the wal crate's public
 /// reader on the same data files (opened read-only next to the paused
-/// engine): `batch_records` caps a batch, `strict` also ends it at the first
-/// repeated key, and each batch starts a fresh reader at its head, as
+/// engine): `batch_records` caps a batch, `strict` also cuts it into rounds
+/// of distinct keys, and each batch starts a fresh reader at its head, as
 /// `replay::plan` does. `copies` payload copies per record (decode, then the
 /// clone handed to `deliver_batch`).
 fn replay_model(data_dir: &Path, strict: bool, batch_records: usize, copies: usize) -> (Duration, u64) {
@@ -343,7 +343,9 @@ fn replay_model(data_dir: &Path, strict: bool, batch_records: usize, copies: usi
         for entry in wal.reader(head) {
             let entry = entry.expect("read");
             if strict && !keys.insert(body_key(entry.body()).to_vec()) {
-                break;
+                // A repeated key starts the next round of the batch.
+                keys.clear();
+                keys.insert(body_key(entry.body()).to_vec());
             }
             let mut body = entry.body();
             let mut owned = Vec::new();
