@@ -71,7 +71,9 @@
 //! Each frame is checked once per process: frames scanned at open were
 //! CRC-checked then, frames appended by this process were encoded from
 //! memory; a segment keeps the offset below which every frame was checked
-//! (`verified_end`), and readers CRC-check only frames past it.
+//! (`verified_end`), and readers CRC-check only frames past it. A long scan
+//! shares that check with a helper thread (`ahead.rs`); a frame is handed
+//! out only once it is checked, by either thread.
 //!
 //! ## release.log
 //!

@@ -30,6 +30,7 @@
 //! [`format`].
 #![deny(missing_docs)]
 
+mod ahead;
 pub mod format;
 mod frame;
 mod log;

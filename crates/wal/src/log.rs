@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::ahead::Job;
 use crate::frame::{self, frame_bytes, FRAME_BODY_BYTES_MAX};
 use crate::reader::{Entry, Reader};
 use crate::release_log::{ReleaseLog, COMPACT_ENTRIES};
@@ -410,47 +411,16 @@ impl Wal {
     /// offset. Works on a read-only log (e.g. for a `verify` command); does
     /// not block appends while it reads.
     pub fn verify(&self) -> Result<u64> {
-        struct Unverified {
-            path: PathBuf,
-            file: Arc<dyn StorageFile>,
-            first_seq: u64,
-            offsets: Vec<u32>,
-            end: u64,
-            verified_end: Arc<std::sync::atomic::AtomicU64>,
-        }
-        let unverified: Vec<Unverified> = {
+        let unverified: Vec<Job> = {
             let state = self.inner.lock_state();
-            state
-                .segments
-                .iter()
-                .filter(|segment| !segment.is_verified())
-                .map(|segment| Unverified {
-                    path: segment.path.clone(),
-                    file: segment.file.clone(),
-                    first_seq: segment.first_seq,
-                    offsets: segment.offsets.clone(),
-                    end: segment.end,
-                    verified_end: segment.verified_end.clone(),
-                })
-                .collect()
-        };
-        let mut checked = 0;
-        for segment in unverified {
-            let view = segment.file.map().map_err(|e| io_error(&segment.path, e))?;
-            let bytes = view.bytes();
-            for (index, &offset) in segment.offsets.iter().enumerate() {
-                let offset = u64::from(offset);
-                if offset < segment.verified_end.load(Ordering::Acquire) {
-                    continue;
-                }
-                let end = segment.offsets.get(index + 1).map_or(segment.end, |&o| u64::from(o));
-                let seq = segment.first_seq + index as u64;
-                crate::reader::check_frame(bytes, offset as usize, end - offset, seq, &segment.path)?;
-                let _ = segment.verified_end.compare_exchange(offset, end, Ordering::AcqRel, Ordering::Acquire);
-                checked += 1;
+            let mut unverified = Vec::new();
+            for segment in state.segments.iter().filter(|segment| !segment.is_verified()) {
+                let view = segment.file.map().map_err(|e| io_error(&segment.path, e))?;
+                unverified.extend(Job::of(segment, view));
             }
-        }
-        Ok(checked)
+            unverified
+        };
+        unverified.iter().try_fold(0, |checked, job| Ok(checked + job.check_all()?))
     }
 
     /// Reads one record, or `None` if it was released or never appended.

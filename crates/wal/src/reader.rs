@@ -2,12 +2,15 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::ahead::{AheadVerifier, Job, AHEAD_BYTES_MIN, AHEAD_SEGMENTS, READER_RUN_BYTES};
 use crate::frame::{decode_at, FRAME_HEADER_BYTES};
 use crate::log::{Inner, State};
+use crate::segment::Segment;
 use crate::storage::Mapped;
 use crate::{io_error, Error, Result};
 
@@ -55,6 +58,9 @@ impl fmt::Debug for Entry {
 /// A frame is CRC-checked only if it has not been checked in this process
 /// yet (a segment loaded from its sidecar index at open); frames recovery
 /// scanned or this process appended get a cheap check of their seq field.
+/// A scan over such segments hands their check to a helper thread that runs
+/// a little ahead (see `ahead.rs`), so the reader thread mostly finds its
+/// frames already checked.
 pub struct Reader {
     inner: Arc<Inner>,
     next_seq: u64,
@@ -64,6 +70,16 @@ pub struct Reader {
     failed: bool,
     /// Frames planned per lock acquisition.
     batch_records_max: usize,
+    /// The helper checking frames ahead of this scan, once one was needed.
+    ahead: Option<AheadVerifier>,
+    /// The segments handed to `ahead` lately (the last [`AHEAD_SEGMENTS`] + 1).
+    ahead_jobs: VecDeque<Arc<Job>>,
+    /// First seq of the last segment considered for `ahead` (0: none).
+    ahead_through_seq: u64,
+    /// Runs of the current source's job this reader checked itself and has
+    /// not passed yet, in offset order.
+    /// (segment first seq, bytes), in read order.
+    own_runs: VecDeque<(u64, Range<u64>)>,
 }
 
 impl fmt::Debug for Reader {
@@ -76,6 +92,8 @@ struct Source {
     path: PathBuf,
     view: Arc<dyn Mapped>,
     verified_end: Arc<AtomicU64>,
+    /// The segment's job, if its frames are being checked ahead.
+    job: Option<Arc<Job>>,
 }
 
 struct Planned {
@@ -122,6 +140,10 @@ impl Reader {
             sources: Vec::new(),
             failed: false,
             batch_records_max: batch_records_max.max(1),
+            ahead: None,
+            ahead_jobs: VecDeque::new(),
+            ahead_through_seq: 0,
+            own_runs: VecDeque::new(),
         }
     }
 
@@ -152,16 +174,22 @@ impl Reader {
     }
 
     /// Checks a planned frame and makes it an entry.
-    fn entry(&self, planned: Planned) -> Result<Entry> {
+    fn entry(&mut self, planned: Planned) -> Result<Entry> {
         let source = &self.sources[planned.source as usize];
         let bytes = source.view.bytes();
         let frame_bytes = u64::from(planned.frame_bytes);
         let body_offset = planned.offset + FRAME_HEADER_BYTES as usize;
         let corrupt =
             |reason: String| Error::Corrupt { path: source.path.clone(), offset: planned.offset as u64, reason };
-        if planned.check_crc {
+        let frame_end = planned.offset as u64 + frame_bytes;
+        let checked_before = !planned.check_crc
+            || source.verified_end.load(Ordering::Acquire) >= frame_end
+            || match &source.job {
+                Some(job) => checked_ahead(job, &mut self.own_runs, planned.offset as u64, frame_end),
+                None => false,
+            };
+        if !checked_before {
             check_frame(bytes, planned.offset, frame_bytes, planned.seq, &source.path)?;
-            let frame_end = planned.offset as u64 + frame_bytes;
             // Contiguous progress only: a frame skipped (released) stays unverified.
             let _ = source.verified_end.compare_exchange(
                 planned.offset as u64,
@@ -194,6 +222,9 @@ impl Reader {
         let flushed_end = state.flushed_end;
         let active_first = state.segments.back().map(|s| s.first_seq);
         let start = state.segments.partition_point(|s| s.end_seq() <= self.next_seq);
+        if self.batch_records_max >= READ_BATCH_RECORDS {
+            self.check_ahead(state, start)?;
+        }
         for segment in state.segments.range_mut(start..) {
             if self.batch.len() >= self.batch_records_max || self.next_seq > limit {
                 break;
@@ -205,23 +236,16 @@ impl Reader {
             }
             let last_index = (last_seq - segment.first_seq) as usize;
             let needed_end = segment.offsets.get(last_index + 1).map_or(segment.end, |&o| u64::from(o));
-            let covered = segment.view.as_ref().map_or(0, |(_, covered)| *covered);
-            if covered < needed_end {
-                let view = segment.file.map().map_err(|e| io_error(&segment.path, e))?;
-                let is_active = Some(segment.first_seq) == active_first;
-                let covered = if segment.file.map_is_coherent() {
-                    view.bytes().len() as u64
-                } else if is_active {
-                    flushed_end
-                } else {
-                    segment.end
-                };
-                segment.view = Some((view, covered));
-            }
-            let view = segment.view.as_ref().expect("view set above").0.clone();
+            let view = segment_view(segment, active_first, flushed_end, needed_end)?;
             let verified_end = segment.verified_end.load(Ordering::Acquire);
             let source = self.sources.len() as u32;
-            self.sources.push(Source { path: segment.path.clone(), view, verified_end: segment.verified_end.clone() });
+            let job = self.ahead_jobs.iter().find(|job| job.segment_first_seq == segment.first_seq).cloned();
+            self.sources.push(Source {
+                path: segment.path.clone(),
+                view,
+                verified_end: segment.verified_end.clone(),
+                job,
+            });
             let mut index = (self.next_seq - segment.first_seq) as usize;
             while index <= last_index && self.batch.len() < self.batch_records_max {
                 if !segment.is_released(index) {
@@ -241,6 +265,100 @@ impl Reader {
         }
         Ok(())
     }
+}
+
+impl Reader {
+    /// Hands the unverified frames of the next [`AHEAD_SEGMENTS`] sealed
+    /// segments from `start` on to the helper thread (started on first
+    /// need), each segment once, where there are enough of them to be worth
+    /// it. Called for scans only, not point reads.
+    fn check_ahead(&mut self, state: &mut State, start: usize) -> Result<()> {
+        let flushed_end = state.flushed_end;
+        let active_first = state.segments.back().map(|s| s.first_seq);
+        for segment in state.segments.range_mut(start..).take(AHEAD_SEGMENTS) {
+            if !segment.sealed || segment.first_seq <= self.ahead_through_seq {
+                continue;
+            }
+            self.ahead_through_seq = segment.first_seq;
+            if segment.is_verified() {
+                continue;
+            }
+            let view = segment_view(segment, active_first, flushed_end, segment.end)?;
+            let Some(job) = Job::of(segment, view) else { continue };
+            if job.bytes() < AHEAD_BYTES_MIN {
+                continue;
+            }
+            if self.ahead.is_none() {
+                self.ahead = AheadVerifier::start();
+            }
+            let job = Arc::new(job);
+            match &self.ahead {
+                Some(ahead) if ahead.submit(job.clone()) => {
+                    self.ahead_jobs.push_back(job);
+                    if self.ahead_jobs.len() > AHEAD_SEGMENTS + 1 {
+                        self.ahead_jobs.pop_front();
+                    }
+                }
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the frame `offset..frame_end` of a segment being checked ahead is
+/// checked once this returns. While it is not, the reader does not idle: it
+/// claims and checks the next small unclaimed run itself (which may hold the
+/// frame), so reader and helper share the checking in proportion to their
+/// spare time. Once every run is claimed it waits for the helper while that
+/// makes progress. False: the helper stopped or stalled, or the frame is
+/// damaged, and the caller checks the frame alone (and reports the damage).
+fn checked_ahead(job: &Job, own_runs: &mut VecDeque<(u64, Range<u64>)>, offset: u64, frame_end: u64) -> bool {
+    // Runs of segments read before, or passed in this one, are done with.
+    while own_runs.front().is_some_and(|(segment, run)| *segment != job.segment_first_seq || run.end <= offset) {
+        own_runs.pop_front();
+    }
+    loop {
+        if job.is_checked(frame_end) || own_runs.iter().any(|(_, run)| run.contains(&offset)) {
+            return true;
+        }
+        match job.claim(READER_RUN_BYTES) {
+            Some(run) => {
+                // Damage is reported when the reader gets to the damaged
+                // frame, not when it checks ahead: the frames before it are
+                // still handed out.
+                let (checked_end, damage) = job.check_prefix(run);
+                own_runs.push_back((job.segment_first_seq, run.start..checked_end));
+                if damage.is_some() && frame_end > checked_end {
+                    return false;
+                }
+            }
+            None => return job.wait_checked(frame_end),
+        }
+    }
+}
+
+/// The segment's cached read view, remapped if it does not cover `needed_end`.
+fn segment_view(
+    segment: &mut Segment,
+    active_first: Option<u64>,
+    flushed_end: u64,
+    needed_end: u64,
+) -> Result<Arc<dyn Mapped>> {
+    let covered = segment.view.as_ref().map_or(0, |(_, covered)| *covered);
+    if covered < needed_end {
+        let view = segment.file.map().map_err(|e| io_error(&segment.path, e))?;
+        let is_active = Some(segment.first_seq) == active_first;
+        let covered = if segment.file.map_is_coherent() {
+            view.bytes().len() as u64
+        } else if is_active {
+            flushed_end
+        } else {
+            segment.end
+        };
+        segment.view = Some((view, covered));
+    }
+    Ok(segment.view.as_ref().expect("view set above").0.clone())
 }
 
 impl Iterator for Reader {

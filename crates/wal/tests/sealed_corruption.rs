@@ -134,3 +134,56 @@ fn damaged_segment_header_is_corrupt_at_offset_zero() {
     let wal = Wal::open(origin.path(), WalOptions::default().segment_bytes_max(4096)).expect("open");
     assert_eq!(wal.stats().live_records, RECORD_COUNT);
 }
+
+/// Segments large enough that a scan hands their check to the helper thread
+/// that verifies ahead of the reader (`ahead.rs`).
+#[test]
+fn damage_in_a_segment_checked_ahead_stops_the_scan_at_the_damaged_frame() {
+    const BODY_BYTES: usize = 1000;
+    const RECORD_COUNT_LARGE: u64 = 12_000;
+    // In the third segment; the damage below goes into the second.
+    const RELEASED: std::ops::RangeInclusive<u64> = 9000..=9500;
+    // Several helper runs per segment (1 MiB each), and reader runs between them.
+    let options = || WalOptions::default().segment_bytes_max(4 << 20);
+    let origin = tempfile::tempdir().expect("temp dir");
+    {
+        let wal = Wal::open(origin.path(), options()).expect("open");
+        for seq in 1..=RECORD_COUNT_LARGE {
+            wal.append(&body(seq, BODY_BYTES)).expect("append");
+        }
+        // Released frames inside a segment checked ahead: the helper checks
+        // them, the reader skips them.
+        wal.release(RELEASED.clone()).expect("release");
+        wal.close().expect("close");
+    }
+    // A clean scan through the helper returns every record intact.
+    {
+        let wal = Wal::open(origin.path(), options()).expect("open");
+        let records = common::read_all(&wal);
+        let expected: Vec<u64> = (1..=RECORD_COUNT_LARGE).filter(|seq| !RELEASED.contains(seq)).collect();
+        assert_eq!(records.iter().map(|(seq, _)| *seq).collect::<Vec<u64>>(), expected);
+        assert!(records.iter().all(|(seq, bytes)| *bytes == body(*seq, BODY_BYTES)), "bodies read back intact");
+        wal.verify().expect("verify");
+    }
+    let segments = segment_files(origin.path());
+    let sealed = &segments[1];
+    let first_seq = first_seq_of(sealed);
+    let frames = first_seq_of(&segments[2]) - first_seq;
+    let scratch = tempfile::tempdir().expect("temp dir");
+    for local in [0, 1, frames / 3, frames / 2, frames - 1] {
+        let dir = scratch.path().join(local.to_string());
+        common::copy_dir(origin.path(), &dir);
+        let damaged = dir.join(sealed.file_name().expect("name"));
+        let offset = SEGMENT_HEADER_BYTES + local * frame_bytes(BODY_BYTES);
+        flip_bit(&damaged, offset + 20, 2);
+        let wal = Wal::open(&dir, options()).expect("a sidecar-indexed segment opens");
+        let mut reader = wal.reader(1);
+        let read_before: Vec<u64> = reader.by_ref().map_while(Result::ok).map(|e| e.seq()).collect();
+        assert_eq!(read_before, (1..first_seq + local).collect::<Vec<u64>>(), "every frame before the damage");
+        drop(reader);
+        match wal.reader(1).find_map(Result::err) {
+            Some(Error::Corrupt { path, offset: at, .. }) => assert_eq!((path, at), (damaged.clone(), offset)),
+            other => panic!("expected Error::Corrupt at frame {local}, got {other:?}"),
+        }
+    }
+}
