@@ -37,6 +37,11 @@
 //! An all-zero frame never validates: seq 0 is never assigned and is never
 //! the expected seq, and the CRC of twelve zero bytes is not zero. The active
 //! segment is preallocated (fallocate), so its tail reads back as zeros.
+//! Under `SyncPolicy::Always` zeros are also written over the preallocated
+//! blocks up to 1 MiB ahead of the appends, so that a group fsync writes data
+//! only (blocks fallocate leaves *unwritten* make each fdatasync journal
+//! their conversion too); a crash leaves those zeros or the file's own
+//! zeros, never anything that decodes.
 //!
 //! A sealed segment (every segment but the last) is truncated to end exactly
 //! at its last frame, so any frame that fails to decode before its end of file

@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod ahead;
+mod epoch;
 pub mod format;
 mod frame;
 mod log;

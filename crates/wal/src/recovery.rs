@@ -161,6 +161,8 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
         live_records,
         release_log,
         allocated_bytes,
+        zeroed_end: flushed_end,
+        writeback_end: flushed_end,
         last_sync: Instant::now(),
     })
 }

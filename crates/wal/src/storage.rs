@@ -34,6 +34,12 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// Reserves space so the file is at least `len` bytes long and reads back
     /// zeros past its data (fallocate where available).
     fn allocate(&self, len: u64) -> io::Result<()>;
+    /// Starts writing `len` bytes at `offset` back to the device without
+    /// waiting (a hint; durability still needs [`StorageFile::sync_data`]).
+    /// Default: does nothing.
+    fn start_writeback(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
     /// Makes written data durable (`fdatasync`).
     fn sync_data(&self) -> io::Result<()>;
     /// Makes data and metadata (such as the length) durable (`fsync`).
@@ -112,6 +118,25 @@ impl StorageFile for FsFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.file.write_all_at(buf, offset)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on an open descriptor owned by `self`.
+        let result = unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        if result == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     fn len(&self) -> io::Result<u64> {
