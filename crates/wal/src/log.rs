@@ -64,15 +64,25 @@ pub(crate) struct Inner {
 struct GroupCommit {
     /// A thread is flushing and syncing for everyone.
     syncing: bool,
-    /// While no fsync runs and the group is not complete: when the first
-    /// waiter stops waiting for more writers and syncs what there is.
-    gather_deadline: Option<Instant>,
+    /// While no fsync runs and the group is not complete: the deadline the
+    /// first waiter holds.
+    gathering: Option<Gathering>,
+    /// Gathering rounds started (identifies the holder of a deadline).
+    gathering_rounds: u64,
     /// Records the next group is expected to hold: those the last fsync
     /// covered plus those appended while it ran. Each of those writers is
     /// about to append again.
     expected_records: u64,
     /// How long the last fsync took (bounds the gathering wait).
     last_sync_duration: Duration,
+}
+
+/// The wait of an incomplete group for its expected writers.
+#[derive(Debug, Clone, Copy)]
+struct Gathering {
+    /// When the holder stops waiting and syncs what there is.
+    deadline: Instant,
+    round: u64,
 }
 
 /// A group waits for its expected writers at most this fraction of the last
@@ -168,7 +178,8 @@ impl Wal {
                 sync_lock: Mutex::new(()),
                 group: Mutex::new(GroupCommit {
                     syncing: false,
-                    gather_deadline: None,
+                    gathering: None,
+                    gathering_rounds: 0,
                     expected_records: 1,
                     last_sync_duration: Duration::ZERO,
                 }),
@@ -264,8 +275,9 @@ impl Wal {
     /// it flushes and fsyncs for everyone at once, so nobody has to be woken
     /// to do it. Earlier callers sleep until that fsync ends; if the group
     /// stays incomplete for half the last fsync's duration, the first of
-    /// them to wake syncs what there is. After the fsync every sleeping
-    /// caller is woken; those it did not cover form the next group.
+    /// them (who holds that deadline) syncs what there is. After the fsync
+    /// every sleeping caller is woken; those it did not cover form the next
+    /// group.
     ///
     /// A lone writer never waits: its last group held one record, its own.
     /// Without the gathering, groups alternate between the writers that the
@@ -274,14 +286,19 @@ impl Wal {
     /// without taking the group lock (see `epoch.rs`).
     pub fn sync_through(&self, seq: u64) -> Result<()> {
         let inner = &self.inner;
+        // The gathering round whose deadline this caller holds, if any.
+        let mut held_round = None;
         loop {
             if inner.durable_seq.load(Ordering::Acquire) >= seq {
+                if let Some(round) = held_round {
+                    inner.hand_off_gathering(round);
+                }
                 return inner.check_poison();
             }
             let mut group = inner.group.lock().unwrap_or_else(|p| p.into_inner());
             inner.check_poison()?;
             if inner.durable_seq.load(Ordering::Acquire) >= seq {
-                return Ok(());
+                continue; // returns above
             }
             let mut deadline = None;
             if !group.syncing {
@@ -290,19 +307,25 @@ impl Wal {
                     .load(Ordering::Acquire)
                     .saturating_sub(inner.durable_seq.load(Ordering::Acquire));
                 let now = Instant::now();
-                if pending >= group.expected_records || group.gather_deadline.is_some_and(|d| now >= d) {
+                if pending >= group.expected_records || group.gathering.is_some_and(|g| now >= g.deadline) {
+                    held_round = None;
                     inner.sync_group(group, seq)?;
                     continue;
                 }
-                // The first to wait for the group to fill sets the deadline;
-                // every waiter keeps it, so whoever is still waiting then
-                // syncs (a waiter covered meanwhile by `Wal::sync` leaves).
-                let budget = (group.last_sync_duration / GATHER_WAIT_DIVISOR).min(GATHER_WAIT_MAX);
-                deadline = Some(*group.gather_deadline.get_or_insert(now + budget));
+                // The first to wait for the group to fill holds its deadline
+                // and syncs when it passes; the others sleep until an fsync
+                // ends, so only one sleeper per group has a timer.
+                if group.gathering.is_none() {
+                    let budget = (group.last_sync_duration / GATHER_WAIT_DIVISOR).min(GATHER_WAIT_MAX);
+                    group.gathering_rounds += 1;
+                    group.gathering = Some(Gathering { deadline: now + budget, round: group.gathering_rounds });
+                    held_round = Some(group.gathering_rounds);
+                }
+                deadline = group.gathering.filter(|g| Some(g.round) == held_round).map(|g| g.deadline);
             }
-            // Read under the group lock, after `syncing` was seen set: the
-            // epoch advances only after it is cleared, so no wake-up can
-            // fall between this and the sleep.
+            // Read under the group lock, after `syncing` (or the gathering)
+            // was seen: the epoch advances only after those change, so no
+            // wake-up can fall between this and the sleep.
             let epoch = inner.sync_epoch.current();
             drop(group);
             inner.sync_epoch.wait_while(epoch, deadline);
@@ -552,11 +575,24 @@ impl Inner {
         Error::Poisoned { dir: self.dir.clone(), reason: error.to_string() }
     }
 
+    /// The holder of a gathering deadline was made durable by something else
+    /// than a group fsync (`Wal::sync`, a rotation) and leaves: if its round
+    /// still gathers, end it and wake the sleepers, so that one of those
+    /// not yet durable takes the deadline over.
+    fn hand_off_gathering(&self, round: u64) {
+        let mut group = self.group.lock().unwrap_or_else(|p| p.into_inner());
+        if group.gathering.is_some_and(|g| g.round == round) {
+            group.gathering = None;
+            drop(group);
+            self.sync_epoch.advance();
+        }
+    }
+
     /// Flushes and fsyncs as the leader of a group, then wakes every
     /// sleeping caller.
     fn sync_group(&self, mut group: MutexGuard<'_, GroupCommit>, seq: u64) -> Result<()> {
         group.syncing = true;
-        group.gather_deadline = None;
+        group.gathering = None;
         drop(group);
         let before = self.durable_seq.load(Ordering::Acquire);
         let started = Instant::now();

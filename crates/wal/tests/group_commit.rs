@@ -43,3 +43,47 @@ fn eight_threads_get_distinct_gap_free_seqs_that_survive_reopen() {
     common::assert_records(&read_all(&wal), &expected, "after reopen");
     assert_eq!(wal.stats().next_seq, total + 1);
 }
+
+/// One durable append from each of `thread_count` threads at once.
+fn burst(wal: &Arc<Wal>, thread_count: usize) {
+    let threads: Vec<_> = (0..thread_count)
+        .map(|_| {
+            let wal = wal.clone();
+            std::thread::spawn(move || wal.append(b"burst").expect("append"))
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("appender");
+    }
+}
+
+/// Found by review of the gathering step: the caller holding an incomplete
+/// group's deadline can be made durable by `Wal::sync` (or a rotation)
+/// while others sleep on the same group. It must hand the group on when it
+/// leaves, or they sleep until some later fsync, which may never come.
+#[test]
+fn callers_covered_by_an_explicit_sync_never_strand_their_group() {
+    const WAITER_COUNT: usize = 3;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wal = Arc::new(Wal::open(dir.path(), WalOptions::default().sync(SyncPolicy::Always)).expect("open"));
+    for round in 0..100 {
+        // Groups of 8: the next group waits for 8 records, and only 3 come.
+        burst(&wal, 8);
+        let (done, finished) = std::sync::mpsc::channel();
+        for _ in 0..WAITER_COUNT {
+            let (wal, done) = (wal.clone(), done.clone());
+            std::thread::spawn(move || {
+                let seq = wal.append_unsynced(b"waiter").expect("append");
+                wal.sync_through(seq).expect("sync through");
+                done.send(seq).expect("report");
+            });
+        }
+        wal.sync().expect("explicit sync");
+        for _ in 0..WAITER_COUNT {
+            let seq = finished
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("round {round}: a caller covered by the explicit sync never returned"));
+            assert!(wal.stats().durable_seq >= seq);
+        }
+    }
+}
