@@ -77,6 +77,15 @@ struct GroupCommit {
     last_sync_duration: Duration,
 }
 
+/// The holder of a group's deadline spins (yielding the core) instead of
+/// sleeping for up to this many times the last fsync's duration (and at most
+/// [`SPIN_MAX`]): through the gathering and the fsync that follows. Its core
+/// then never goes idle, and it needs no wake-up when the fsync ends. With 8
+/// writers on this project's 2-core VM, 8 alternating runs measured a median
+/// of 40.5k against 35.5k acks/s when it sleeps like the others.
+const SPIN_SYNCS: u32 = 2;
+const SPIN_MAX: Duration = Duration::from_millis(1);
+
 /// The wait of an incomplete group for its expected writers.
 #[derive(Debug, Clone, Copy)]
 struct Gathering {
@@ -277,7 +286,8 @@ impl Wal {
     /// stays incomplete for half the last fsync's duration, the first of
     /// them (who holds that deadline) syncs what there is. After the fsync
     /// every sleeping caller is woken; those it did not cover form the next
-    /// group.
+    /// group. The holder of the deadline spins instead of sleeping
+    /// (`SPIN_SYNCS`).
     ///
     /// A lone writer never waits: its last group held one record, its own.
     /// Without the gathering, groups alternate between the writers that the
@@ -286,8 +296,10 @@ impl Wal {
     /// without taking the group lock (see `epoch.rs`).
     pub fn sync_through(&self, seq: u64) -> Result<()> {
         let inner = &self.inner;
-        // The gathering round whose deadline this caller holds, if any.
+        // The gathering round whose deadline this caller holds, if any, and
+        // until when it spins rather than sleeps.
         let mut held_round = None;
+        let mut spin_end = None;
         loop {
             if inner.durable_seq.load(Ordering::Acquire) >= seq {
                 if let Some(round) = held_round {
@@ -308,7 +320,7 @@ impl Wal {
                     .saturating_sub(inner.durable_seq.load(Ordering::Acquire));
                 let now = Instant::now();
                 if pending >= group.expected_records || group.gathering.is_some_and(|g| now >= g.deadline) {
-                    held_round = None;
+                    (held_round, spin_end) = (None, None);
                     inner.sync_group(group, seq)?;
                     continue;
                 }
@@ -320,6 +332,7 @@ impl Wal {
                     group.gathering_rounds += 1;
                     group.gathering = Some(Gathering { deadline: now + budget, round: group.gathering_rounds });
                     held_round = Some(group.gathering_rounds);
+                    spin_end = Some(now + (group.last_sync_duration * SPIN_SYNCS).min(SPIN_MAX));
                 }
                 deadline = group.gathering.filter(|g| Some(g.round) == held_round).map(|g| g.deadline);
             }
@@ -328,7 +341,14 @@ impl Wal {
             // wake-up can fall between this and the sleep.
             let epoch = inner.sync_epoch.current();
             drop(group);
-            inner.sync_epoch.wait_while(epoch, deadline);
+            // The holder spins through the gathering and the fsync (see
+            // SPIN_SYNCS); the others sleep.
+            let changed = spin_end.is_some_and(|end| {
+                inner.sync_epoch.spin_while(epoch, deadline.map_or(end, |deadline| deadline.min(end)))
+            });
+            if !changed {
+                inner.sync_epoch.wait_while(epoch, deadline);
+            }
         }
     }
 
