@@ -80,6 +80,8 @@ pub struct Reader {
     /// not passed yet, in offset order.
     /// (segment first seq, bytes), in read order.
     own_runs: VecDeque<(u64, Range<u64>)>,
+    /// Batches planned so far.
+    fills: u64,
 }
 
 impl fmt::Debug for Reader {
@@ -144,6 +146,7 @@ impl Reader {
             ahead_jobs: VecDeque::new(),
             ahead_through_seq: 0,
             own_runs: VecDeque::new(),
+            fills: 0,
         }
     }
 
@@ -170,6 +173,7 @@ impl Reader {
             inner.flush_locked(&mut state)?;
             self.plan(&mut state)?;
         }
+        self.fills += 1;
         Ok(())
     }
 
@@ -222,7 +226,10 @@ impl Reader {
         let flushed_end = state.flushed_end;
         let active_first = state.segments.back().map(|s| s.first_seq);
         let start = state.segments.partition_point(|s| s.end_seq() <= self.next_seq);
-        if self.batch_records_max >= READ_BATCH_RECORDS {
+        // A reader that comes back for a second batch is a scan; one that
+        // reads a few records (a page, `TableMap::stats`) never starts the
+        // helper thread.
+        if self.batch_records_max >= READ_BATCH_RECORDS && self.fills > 0 {
             self.check_ahead(state, start)?;
         }
         for segment in state.segments.range_mut(start..) {
