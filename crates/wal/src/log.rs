@@ -340,6 +340,11 @@ impl Wal {
             // was seen: the epoch advances only after those change, so no
             // wake-up can fall between this and the sleep.
             let epoch = inner.sync_epoch.current();
+            // `poison` sets the flag, then advances the epoch: checked after
+            // the read, one of the two is always seen.
+            if inner.poisoned.load(Ordering::Acquire) {
+                continue;
+            }
             drop(group);
             // The holder spins through the gathering and the fsync (see
             // SPIN_SYNCS); the others sleep.
@@ -592,6 +597,11 @@ impl Inner {
         *self.poison_reason.lock().unwrap_or_else(|p| p.into_inner()) = error.to_string();
         self.poisoned.store(true, Ordering::Release);
         tracing::error!(dir = %self.dir.display(), %error, "wal poisoned");
+        // Wake every caller sleeping in `sync_through`, so each sees the
+        // poison now: a failed write (not only a failed group fsync) can
+        // poison the log while a group gathers, and the holder of its
+        // deadline then returns the error instead of syncing the group.
+        self.sync_epoch.advance();
         Error::Poisoned { dir: self.dir.clone(), reason: error.to_string() }
     }
 

@@ -21,12 +21,15 @@ use pauselog_wal::{Error, FsStorage, SyncPolicy, Wal, WalOptions};
 #[derive(Debug, Clone, Default)]
 struct FailingSync {
     fail: Arc<AtomicBool>,
+    /// Writes fail too while this is on.
+    fail_writes: Arc<AtomicBool>,
 }
 
 #[derive(Debug)]
 struct FailingFile {
     file: Arc<dyn StorageFile>,
     fail: Arc<AtomicBool>,
+    fail_writes: Arc<AtomicBool>,
 }
 
 impl FailingFile {
@@ -44,6 +47,9 @@ impl StorageFile for FailingFile {
         self.file.read_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected write failure (EIO)"));
+        }
         self.file.write_all_at(buf, offset)
     }
     fn len(&self) -> io::Result<u64> {
@@ -79,10 +85,18 @@ impl Storage for FailingSync {
         FsStorage.list(dir)
     }
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn StorageFile>> {
-        Ok(Arc::new(FailingFile { file: FsStorage.open(path, create)?, fail: self.fail.clone() }))
+        Ok(Arc::new(FailingFile {
+            file: FsStorage.open(path, create)?,
+            fail: self.fail.clone(),
+            fail_writes: self.fail_writes.clone(),
+        }))
     }
     fn open_read_only(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        Ok(Arc::new(FailingFile { file: FsStorage.open_read_only(path)?, fail: self.fail.clone() }))
+        Ok(Arc::new(FailingFile {
+            file: FsStorage.open_read_only(path)?,
+            fail: self.fail.clone(),
+            fail_writes: self.fail_writes.clone(),
+        }))
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
         FsStorage.remove(path)
@@ -157,4 +171,46 @@ fn fsync_failure_during_rotation_poisons() {
     drop(wal);
     let wal = Wal::open(dir.path(), options).expect("reopen");
     common::assert_records(&read_all(&wal), &[(1, body(1, 100))], "the synced record survives");
+}
+
+/// Found by review of the group commit: a failed write (here an explicit
+/// flush) poisons the log while a group gathers. Callers sleeping on that
+/// group must wake and get the error, not wait for an fsync that will never
+/// come.
+#[test]
+fn a_write_failure_wakes_callers_sleeping_on_a_gathering_group() {
+    const WAITER_COUNT: usize = 3;
+    for round in 0..20 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = FailingSync::default();
+        let options = WalOptions::default().sync(SyncPolicy::Always);
+        let wal = Arc::new(Wal::open_with_storage(dir.path(), options, Arc::new(storage.clone())).expect("open"));
+        // Groups of 8: the next group waits for 8 records, and only 3 come.
+        let burst: Vec<_> = (0..8)
+            .map(|_| {
+                let wal = wal.clone();
+                std::thread::spawn(move || wal.append(b"burst").expect("append"))
+            })
+            .collect();
+        for thread in burst {
+            thread.join().expect("appender");
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        for _ in 0..WAITER_COUNT {
+            let (wal, done) = (wal.clone(), done.clone());
+            std::thread::spawn(move || {
+                let result = wal.append_unsynced(b"waiter").and_then(|seq| wal.sync_through(seq));
+                done.send(result).expect("report");
+            });
+        }
+        storage.fail_writes.store(true, Ordering::SeqCst);
+        let _ = wal.flush();
+        for _ in 0..WAITER_COUNT {
+            let result = finished
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("round {round}: a caller slept through the poisoning"));
+            // Made durable by a group fsync before the fault, or poisoned.
+            assert!(matches!(result, Ok(()) | Err(Error::Poisoned { .. })), "round {round}: {result:?}");
+        }
+    }
 }
