@@ -45,7 +45,7 @@ pub(crate) struct Inner {
     /// Advanced after every group fsync; waiters sleep until it changes.
     sync_epoch: Epoch,
     /// The last seq appended (mirrors `State::next_seq - 1` without its lock),
-    /// so a gathering leader sees arrivals.
+    /// so a gathering group sees arrivals without it.
     appended_seq: AtomicU64,
     /// fdatasyncs of the active segment issued to make appends durable.
     sync_count: AtomicU64,
@@ -618,7 +618,7 @@ impl Inner {
         }
     }
 
-    /// Flushes and fsyncs as the leader of a group, then wakes every
+    /// Flushes and fsyncs for a whole group, then wakes every
     /// sleeping caller.
     fn sync_group(&self, mut group: MutexGuard<'_, GroupCommit>, seq: u64) -> Result<()> {
         group.syncing = true;
