@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{body, read_all};
+use common::{body, burst, read_all};
 use pauselog_wal::{SyncPolicy, Wal, WalOptions};
 
 const THREAD_COUNT: u64 = 8;
@@ -42,19 +42,6 @@ fn eight_threads_get_distinct_gap_free_seqs_that_survive_reopen() {
     let expected: Vec<(u64, Vec<u8>)> = acked.iter().map(|&(seq, tag, len)| (seq, body(tag, len))).collect();
     common::assert_records(&read_all(&wal), &expected, "after reopen");
     assert_eq!(wal.stats().next_seq, total + 1);
-}
-
-/// One durable append from each of `thread_count` threads at once.
-fn burst(wal: &Arc<Wal>, thread_count: usize) {
-    let threads: Vec<_> = (0..thread_count)
-        .map(|_| {
-            let wal = wal.clone();
-            std::thread::spawn(move || wal.append(b"burst").expect("append"))
-        })
-        .collect();
-    for thread in threads {
-        thread.join().expect("appender");
-    }
 }
 
 /// Found by review of the gathering step: the caller holding an incomplete

@@ -186,15 +186,7 @@ fn a_write_failure_wakes_callers_sleeping_on_a_gathering_group() {
         let options = WalOptions::default().sync(SyncPolicy::Always);
         let wal = Arc::new(Wal::open_with_storage(dir.path(), options, Arc::new(storage.clone())).expect("open"));
         // Groups of 8: the next group waits for 8 records, and only 3 come.
-        let burst: Vec<_> = (0..8)
-            .map(|_| {
-                let wal = wal.clone();
-                std::thread::spawn(move || wal.append(b"burst").expect("append"))
-            })
-            .collect();
-        for thread in burst {
-            thread.join().expect("appender");
-        }
+        common::burst(&wal, 8);
         let (done, finished) = std::sync::mpsc::channel();
         for _ in 0..WAITER_COUNT {
             let (wal, done) = (wal.clone(), done.clone());

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use pauselog_wal::{Wal, WalOptions};
+use std::sync::Arc;
 
 /// The smallest segment the log accepts: many rotations with few records.
 pub const SMALL_SEGMENT_BYTES: u64 = 4096;
@@ -58,5 +59,19 @@ pub fn assert_records(actual: &[(u64, Vec<u8>)], expected: &[(u64, Vec<u8>)], wh
     assert_eq!(seqs(actual), seqs(expected), "seqs: {what}");
     for ((seq, a), (_, e)) in actual.iter().zip(expected) {
         assert!(a == e, "body of seq {seq} differs ({} vs {} bytes): {what}", a.len(), e.len());
+    }
+}
+
+/// One durable append from each of `thread_count` threads at once: under
+/// `SyncPolicy::Always` the next group then expects that many records.
+pub fn burst(wal: &Arc<Wal>, thread_count: usize) {
+    let threads: Vec<_> = (0..thread_count)
+        .map(|_| {
+            let wal = wal.clone();
+            std::thread::spawn(move || wal.append(b"burst").expect("append"))
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("appender");
     }
 }
