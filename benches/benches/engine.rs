@@ -34,7 +34,7 @@ use pauselog::{
     DeliveryError, Destination, Engine, Error, KeyOrdering, MapConfig, MapState, Op, Query, QueuedRecord, Record,
     ResumeMode, SyncPolicy, TableMap,
 };
-use pauselog_benches::{quick, report_ratio};
+use pauselog_benches::{quick, report_ratio, timed_threads};
 use pauselog_wal::{Wal, WalOptions, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
@@ -549,61 +549,32 @@ fn bench_drain_and_skip(c: &mut Criterion) {
 /// `count` durable submits on a paused map (`SyncPolicy::Always`), split
 /// over `threads` threads.
 fn submit_durable(map: &TableMap, threads: u64, count: u64) -> Duration {
-    let per_thread = count.div_ceil(threads);
-    let start = Instant::now();
-    std::thread::scope(|scope| {
-        for thread in 0..threads {
-            let map = map.clone();
-            scope.spawn(move || {
-                let payload = payload();
-                for n in 0..per_thread {
-                    let key = key_name((thread * per_thread + n) % KEY_COUNT_FULL);
-                    map.submit(Record::new(key, Op::Update, payload.clone())).expect("durable submit");
-                }
-            });
-        }
-    });
-    start.elapsed()
+    let payload = payload();
+    timed_threads(threads, count, |index| {
+        let key = key_name(index % KEY_COUNT_FULL);
+        map.submit(Record::new(key, Op::Update, payload.clone())).expect("durable submit");
+    })
 }
 
 /// The wal crate's own durable append of a body of the same encoded size.
 fn append_durable(wal: &Wal, threads: u64, count: u64) -> Duration {
-    let per_thread = count.div_ceil(threads);
-    let start = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(move || {
-                let body = vec![0x5a_u8; ENCODED_BODY_BYTES];
-                for _ in 0..per_thread {
-                    wal.append(&body).expect("durable append");
-                }
-            });
-        }
-    });
-    start.elapsed()
+    let body = vec![0x5a_u8; ENCODED_BODY_BYTES];
+    timed_threads(threads, count, |_| {
+        wal.append(&body).expect("durable append");
+    })
 }
 
 /// sled's durable path: insert then `flush()` per insert; key `key ‖ seq`,
 /// a value that makes the same encoded size.
 fn sled_insert_durable(db: &sled::Db, threads: u64, count: u64) -> Duration {
-    let per_thread = count.div_ceil(threads);
     let next = AtomicU64::new(db.len() as u64);
-    let start = Instant::now();
-    std::thread::scope(|scope| {
-        for thread in 0..threads {
-            let next = &next;
-            scope.spawn(move || {
-                let value = vec![0x5a_u8; ENCODED_BODY_BYTES - KEY_BYTES - 8];
-                for n in 0..per_thread {
-                    let seq = next.fetch_add(1, Ordering::Relaxed);
-                    let key = sled_key(&key_name((thread * per_thread + n) % KEY_COUNT_FULL), seq);
-                    db.insert(key, value.as_slice()).expect("sled insert");
-                    db.flush().expect("sled flush");
-                }
-            });
-        }
-    });
-    start.elapsed()
+    let value = vec![0x5a_u8; ENCODED_BODY_BYTES - KEY_BYTES - 8];
+    timed_threads(threads, count, |index| {
+        let seq = next.fetch_add(1, Ordering::Relaxed);
+        let key = sled_key(&key_name(index % KEY_COUNT_FULL), seq);
+        db.insert(key, value.as_slice()).expect("sled insert");
+        db.flush().expect("sled flush");
+    })
 }
 
 fn sled_key(key: &str, seq: u64) -> Vec<u8> {

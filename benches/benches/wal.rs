@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use pauselog_benches::{quick, report_ratio};
+use pauselog_benches::{quick, report_ratio, timed_threads};
 use pauselog_wal::{frame_bytes, SyncPolicy, Wal, WalOptions, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 
 const RECORD_BYTES: usize = 1024;
@@ -140,20 +140,10 @@ fn bench_bulk_append(c: &mut Criterion) {
 
 /// `append_count` durable appends split over `thread_count` threads.
 fn durable_appends(wal: &Arc<Wal>, thread_count: u64, append_count: u64) -> Duration {
-    let per_thread = append_count.div_ceil(thread_count);
-    let start = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..thread_count {
-            let wal = wal.clone();
-            scope.spawn(move || {
-                let body = record();
-                for _ in 0..per_thread {
-                    wal.append(&body).expect("durable append");
-                }
-            });
-        }
-    });
-    start.elapsed()
+    let body = record();
+    timed_threads(thread_count, append_count, |_| {
+        wal.append(&body).expect("durable append");
+    })
 }
 
 fn durable_wal(dir: &Path) -> Arc<Wal> {

@@ -12,3 +12,19 @@ pub fn report_ratio(name: &str, ours: f64, peer: f64, unit: &str) {
     let ratio = if peer > 0.0 { ours / peer } else { f64::NAN };
     println!("RATIO {name}: ours {ours:.1} {unit} / peer {peer:.1} {unit} = {ratio:.3}x");
 }
+
+/// Runs `count` operations split over `thread_count` threads at once and
+/// returns the wall time. Each thread calls `work(i)` for its own share of
+/// the operation indexes `i` (`count / thread_count` of them, rounded up),
+/// so a workload can derive keys from `i`.
+pub fn timed_threads(thread_count: u64, count: u64, work: impl Fn(u64) + Sync) -> std::time::Duration {
+    let per_thread = count.div_ceil(thread_count);
+    let work = &work;
+    let start = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for thread in 0..thread_count {
+            scope.spawn(move || (0..per_thread).for_each(|n| work(thread * per_thread + n)));
+        }
+    });
+    start.elapsed()
+}
