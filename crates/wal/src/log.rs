@@ -398,14 +398,9 @@ impl Wal {
         }
         let segment = create_segment(self.inner.storage.as_ref(), &self.inner.dir, seq, &self.inner.options)
             .map_err(|e| self.inner.poison(&e))?;
-        state.segments.push_back(segment);
+        state.push_active(segment, &self.inner.options);
         state.next_seq = seq;
         state.flushed_seq = seq - 1;
-        state.flushed_end = SEGMENT_HEADER_BYTES;
-        state.zeroed_end = SEGMENT_HEADER_BYTES;
-        state.writeback_end = SEGMENT_HEADER_BYTES;
-        state.allocated_bytes =
-            if self.inner.options.preallocate { self.inner.options.segment_bytes_max } else { SEGMENT_HEADER_BYTES };
         self.inner.durable_seq.fetch_max(seq - 1, Ordering::AcqRel);
         tracing::warn!(dir = %self.inner.dir.display(), seq, "sequence numbers skipped ahead so none is reused");
         self.inner.delete_released_segments(&mut state)
@@ -578,6 +573,16 @@ impl State {
     pub fn active(&mut self) -> &mut Segment {
         self.segments.back_mut().expect("an open writable log always has an active segment")
     }
+
+    /// Makes a newly created (empty, preallocated) segment the active one,
+    /// with the write offsets of the active file reset to its header.
+    pub fn push_active(&mut self, segment: Segment, options: &WalOptions) {
+        self.segments.push_back(segment);
+        self.flushed_end = SEGMENT_HEADER_BYTES;
+        self.zeroed_end = SEGMENT_HEADER_BYTES;
+        self.writeback_end = SEGMENT_HEADER_BYTES;
+        self.allocated_bytes = if options.preallocate { options.segment_bytes_max } else { SEGMENT_HEADER_BYTES };
+    }
 }
 
 impl Inner {
@@ -710,11 +715,12 @@ impl Inner {
     /// must also journal the extent's conversion: on this project's VM a
     /// group's 8 KiB fdatasync cost 1.3-1.6x a 1 KiB one there, and about
     /// the same as a 1 KiB one over written blocks. The zeros reach the disk
-    /// with the next fdatasync, once per [`ZERO_FILL_AHEAD_BYTES`] of appends;
-    /// the appended bytes overwrite them in the page cache.
+    /// with the next fdatasync, once per [`ZERO_FILL_AHEAD_BYTES`] of appends.
     fn zero_fill_locked(&self, state: &mut State, needed: u64) -> Result<()> {
         static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
-        let from = state.zeroed_end.max(state.flushed_end);
+        // The buffer about to be written at `flushed_end..needed` writes
+        // its own blocks: the zeros start after it.
+        let from = state.zeroed_end.max(needed);
         let to = (needed + ZERO_FILL_AHEAD_BYTES).min(state.allocated_bytes).max(needed);
         let active = state.segments.back().expect("active segment");
         let mut offset = from;
@@ -778,12 +784,7 @@ impl Inner {
         self.durable_seq.fetch_max(next_seq - 1, Ordering::AcqRel);
         let segment =
             create_segment(self.storage.as_ref(), &self.dir, next_seq, &self.options).map_err(|e| self.poison(&e))?;
-        state.segments.push_back(segment);
-        state.flushed_end = SEGMENT_HEADER_BYTES;
-        state.zeroed_end = SEGMENT_HEADER_BYTES;
-        state.writeback_end = SEGMENT_HEADER_BYTES;
-        state.allocated_bytes =
-            if self.options.preallocate { self.options.segment_bytes_max } else { SEGMENT_HEADER_BYTES };
+        state.push_active(segment, &self.options);
         self.delete_released_segments(state)
     }
 

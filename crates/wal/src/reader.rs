@@ -76,9 +76,8 @@ pub struct Reader {
     ahead_jobs: VecDeque<Arc<Job>>,
     /// First seq of the last segment considered for `ahead` (0: none).
     ahead_through_seq: u64,
-    /// Runs of the current source's job this reader checked itself and has
-    /// not passed yet, in offset order.
-    /// (segment first seq, bytes), in read order.
+    /// Runs this reader claimed and checked itself and has not passed yet,
+    /// as (segment first seq, byte range), in read order.
     own_runs: VecDeque<(u64, Range<u64>)>,
     /// Batches planned so far.
     fills: u64,
@@ -272,9 +271,7 @@ impl Reader {
         }
         Ok(())
     }
-}
 
-impl Reader {
     /// Hands the unverified frames of the next [`AHEAD_SEGMENTS`] sealed
     /// segments from `start` on to the helper thread (started on first
     /// need), each segment once, where there are enough of them to be worth
