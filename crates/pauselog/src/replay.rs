@@ -314,20 +314,16 @@ fn deliver(map: &MapShared, head: u64, bound: u64, batch: &Batch, records: &[Que
     for &end in &batch.round_ends {
         let round = &batch.planned[start..end];
         let round_records = &records[start..end];
-        let blocked: Vec<bool> = if rejected_keys.is_empty() {
-            Vec::new()
-        } else {
-            round_records.iter().map(|record| rejected_keys.contains(record.key.as_str())).collect()
-        };
-        let is_blocked = |offset: usize| round[offset].blocked || blocked.get(offset).copied().unwrap_or(false);
-        let any_blocked = (0..round.len()).any(is_blocked);
-        let results = if any_blocked {
-            let to_send: Vec<QueuedRecord> = round_records
-                .iter()
-                .enumerate()
-                .filter(|&(offset, _)| !is_blocked(offset))
-                .map(|(_, r)| r.clone())
-                .collect();
+        // Held back: the key had an error before this batch, or was
+        // rejected in an earlier round of it.
+        let blocked: Vec<bool> = round
+            .iter()
+            .zip(round_records)
+            .map(|(planned, record)| planned.blocked || rejected_keys.contains(record.key.as_str()))
+            .collect();
+        let results = if blocked.contains(&true) {
+            let to_send: Vec<QueuedRecord> =
+                round_records.iter().zip(&blocked).filter(|(_, &held)| !held).map(|(r, _)| r.clone()).collect();
             if to_send.is_empty() {
                 Vec::new()
             } else {
@@ -339,7 +335,7 @@ fn deliver(map: &MapShared, head: u64, bound: u64, batch: &Batch, records: &[Que
         let mut results = results.into_iter();
         for (offset, planned) in round.iter().enumerate() {
             let index = start + offset;
-            let answer = if is_blocked(offset) { None } else { results.next() };
+            let answer = if blocked[offset] { None } else { results.next() };
             match answer {
                 None => outcome.moved.push((index, ErrorReason::BlockedByEarlierFailure, None)),
                 Some(Ok(())) => match outcome.delivered.last_mut() {
