@@ -427,7 +427,7 @@ impl pauselog::Storage for FaultyStorage {
 /// An engine on a temp dir with one open map `m`: what most tests start from.
 /// Fields drop in order: the map handle, then the engine, then the directory.
 pub struct Fixture {
-    /// The map `m`.
+    /// The map (`m` unless named).
     pub map: TableMap,
     /// The engine (manual clock, no ticker, `SyncPolicy::Always`).
     pub engine: Engine,
@@ -442,11 +442,16 @@ pub struct Fixture {
 impl Fixture {
     /// A fixture whose map `m` has `config`.
     pub fn new(config: MapConfig) -> Fixture {
+        Fixture::named("m", config)
+    }
+
+    /// A fixture whose map is called `name` and has `config`.
+    pub fn named(name: &str, config: MapConfig) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = clock();
         let engine = engine(dir.path(), &clock);
         let dest = TestDest::new();
-        let map = open_map(&engine, "m", config, &dest);
+        let map = open_map(&engine, name, config, &dest);
         Fixture { map, engine, dest, clock, dir }
     }
 

@@ -10,11 +10,8 @@ use pauselog_tests::*;
 
 #[test]
 fn catch_up_replays_in_order_then_goes_live() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = open_map(&engine, "customers", MapConfig::default(), &dest);
+    let Fixture { map, engine: _engine, dest, clock: _clock, dir: _dir } =
+        Fixture::named("customers", MapConfig::default());
     map.pause().unwrap();
     for n in 1..=500 {
         map.submit(rec(&format!("K{}", n % 13), n)).unwrap();
@@ -29,11 +26,8 @@ fn catch_up_replays_in_order_then_goes_live() {
 
 #[test]
 fn submits_during_catch_up_go_to_the_tail() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = open_map(&engine, "customers", MapConfig::default(), &dest);
+    let Fixture { map, engine: _engine, dest, clock: _clock, dir: _dir } =
+        Fixture::named("customers", MapConfig::default());
     map.pause().unwrap();
     for n in 1..=10 {
         map.submit(rec("A", n)).unwrap();

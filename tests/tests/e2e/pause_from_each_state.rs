@@ -6,10 +6,7 @@ use pauselog_tests::*;
 
 #[test]
 fn pause_is_idempotent() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let map = open_map(&engine, "m", MapConfig::default(), &TestDest::new());
+    let Fixture { map, engine: _engine, dest: _dest, clock, dir: _dir } = Fixture::new(MapConfig::default());
     map.pause().unwrap();
     let first = map.state();
     clock.advance(std::time::Duration::from_secs(60));

@@ -7,11 +7,8 @@ use pauselog_tests::*;
 
 #[test]
 fn paused_map_queues_and_delivers_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = open_map(&engine, "customers", MapConfig::default(), &dest);
+    let Fixture { map, engine: _engine, dest, clock: _clock, dir: _dir } =
+        Fixture::named("customers", MapConfig::default());
     map.pause().unwrap();
     assert!(matches!(map.state(), MapState::Paused { reason: PauseReason::Manual, blocked: None, .. }));
     for n in 1..=5 {
@@ -51,10 +48,8 @@ fn acknowledged_records_survive_reopen() {
 
 #[test]
 fn concurrent_submitters_get_distinct_gap_free_seqs() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let map = open_map(&engine, "customers", MapConfig::default(), &TestDest::new());
+    let Fixture { map, engine: _engine, dest: _dest, clock: _clock, dir: _dir } =
+        Fixture::named("customers", MapConfig::default());
     map.pause().unwrap();
     let threads: Vec<_> = (0..8)
         .map(|t| {

@@ -87,10 +87,7 @@ fn skip_during_catch_up_splits_exactly_at_the_cut_over() {
 
 #[test]
 fn skip_to_live_is_only_for_catching_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let map = open_map(&engine, "m", MapConfig::default(), &TestDest::new());
+    let Fixture { map, engine: _engine, dest: _dest, clock: _clock, dir: _dir } = Fixture::new(MapConfig::default());
     assert!(matches!(map.skip_to_live(true), Err(Error::InvalidState { .. })));
     map.pause().unwrap();
     assert!(matches!(map.skip_to_live(false), Err(Error::InvalidState { .. })));

@@ -83,11 +83,7 @@ fn submit_round_robin(map: &TableMap, count: u64) -> Vec<u64> {
 
 #[test]
 fn running_map_keeps_its_catch_up_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = open_map(&engine, MAP, MapConfig::default(), &dest);
+    let Fixture { map, engine, dest, clock, dir } = Fixture::named(MAP, MapConfig::default());
     map.pause().unwrap();
     submit_round_robin(&map, 30);
     dest.reject(KEYS[1]);
@@ -105,11 +101,7 @@ fn running_map_keeps_its_catch_up_errors() {
 
 #[test]
 fn paused_map_keeps_its_queue_and_pause_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = engine(dir.path(), &clock);
-    let dest = TestDest::new();
-    let map = open_map(&engine, MAP, MapConfig::default(), &dest);
+    let Fixture { map, engine, dest, clock, dir } = Fixture::named(MAP, MapConfig::default());
     map.pause().unwrap();
     let seqs = submit_round_robin(&map, 45);
     clock.advance(Duration::from_secs(3600));
