@@ -462,4 +462,15 @@ impl Fixture {
             self.map.submit(rec(&key(n), n)).expect("queued");
         }
     }
+
+    /// Resumes with catch-up and returns once the replay has delivered
+    /// `delivered` records and stalled on the destination, now unavailable:
+    /// the catch-up is in the middle of the queue.
+    pub fn stall_catch_up_after(&self, delivered: u64) {
+        self.dest.unavailable_after(delivered);
+        self.map.resume(pauselog::ResumeMode::CatchUp).expect("resume");
+        while self.map.stats().last_error.is_none() {
+            std::thread::yield_now();
+        }
+    }
 }

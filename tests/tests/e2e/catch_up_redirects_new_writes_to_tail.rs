@@ -10,14 +10,13 @@ use pauselog_tests::*;
 
 #[test]
 fn catch_up_replays_in_order_then_goes_live() {
-    let Fixture { map, engine: _engine, dest, clock: _clock, dir: _dir } =
-        Fixture::named("customers", MapConfig::default());
+    let Fixture { map, dest, .. } = &Fixture::named("customers", MapConfig::default());
     map.pause().unwrap();
     for n in 1..=500 {
         map.submit(rec(&format!("K{}", n % 13), n)).unwrap();
     }
     map.resume(ResumeMode::CatchUp).unwrap();
-    wait_running(&map);
+    wait_running(map);
     assert_eq!(dest.delivered_seqs(), (1..=500).collect::<Vec<u64>>());
     assert_eq!(map.stats().queued_records, 0);
     assert_eq!(map.stats().queued_bytes, 0);
@@ -26,8 +25,7 @@ fn catch_up_replays_in_order_then_goes_live() {
 
 #[test]
 fn submits_during_catch_up_go_to_the_tail() {
-    let Fixture { map, engine: _engine, dest, clock: _clock, dir: _dir } =
-        Fixture::named("customers", MapConfig::default());
+    let Fixture { map, dest, .. } = &Fixture::named("customers", MapConfig::default());
     map.pause().unwrap();
     for n in 1..=10 {
         map.submit(rec("A", n)).unwrap();
@@ -37,7 +35,7 @@ fn submits_during_catch_up_go_to_the_tail() {
     assert!(matches!(map.state(), MapState::CatchingUp { .. }));
     assert_eq!(map.submit(rec("A", 11)).unwrap(), Submitted::Queued { seq: 11 }, "new write goes to the tail");
     dest.open_gate();
-    wait_running(&map);
+    wait_running(map);
     assert_eq!(dest.delivered_seqs(), (1..=11).collect::<Vec<u64>>());
 }
 

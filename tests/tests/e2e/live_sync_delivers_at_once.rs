@@ -6,8 +6,7 @@ use pauselog_tests::*;
 
 #[test]
 fn running_map_delivers_live_and_queues_nothing() {
-    let Fixture { map, engine: _engine, dest, clock: _clock, dir: _dir } =
-        Fixture::named("customers", MapConfig::default());
+    let Fixture { map, dest, .. } = &Fixture::named("customers", MapConfig::default());
     assert_eq!(map.submit(rec("USMF|CUST-1", 1)).unwrap(), Submitted::Live);
     assert_eq!(dest.delivered_payloads(), ["payload-1"]);
     assert_eq!(map.queued(&Query::default()).unwrap().total, 0);
@@ -16,8 +15,7 @@ fn running_map_delivers_live_and_queues_nothing() {
 
 #[test]
 fn running_map_returns_the_destinations_answer() {
-    let Fixture { map, engine: _engine, dest, clock: _clock, dir: _dir } =
-        Fixture::named("customers", MapConfig::default());
+    let Fixture { map, dest, .. } = &Fixture::named("customers", MapConfig::default());
     dest.reject("USMF|CUST-2");
     assert!(matches!(map.submit(rec("USMF|CUST-2", 1)), Err(Error::Rejected { .. })));
     dest.set_unavailable(true);

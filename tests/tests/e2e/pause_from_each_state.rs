@@ -6,7 +6,7 @@ use pauselog_tests::*;
 
 #[test]
 fn pause_is_idempotent() {
-    let Fixture { map, engine: _engine, dest: _dest, clock, dir: _dir } = Fixture::new(MapConfig::default());
+    let Fixture { map, clock, .. } = &Fixture::new(MapConfig::default());
     map.pause().unwrap();
     let first = map.state();
     clock.advance(std::time::Duration::from_secs(60));
@@ -18,17 +18,10 @@ fn pause_is_idempotent() {
 fn pausing_catch_up_keeps_the_rest_queued_in_order() {
     let fixture = Fixture::new(MapConfig { replay_batch_records: 10, ..MapConfig::default() });
     let (map, dest) = (&fixture.map, &fixture.dest);
-    map.pause().unwrap();
-    for n in 1..=100 {
-        map.submit(rec(&format!("K{n}"), n)).unwrap();
-    }
+    fixture.queue(100, |n| format!("K{n}"));
     // The replay delivers 20 records, then stalls on an unavailable
     // destination: the pause lands in the middle of the catch-up.
-    dest.unavailable_after(20);
-    map.resume(ResumeMode::CatchUp).unwrap();
-    while map.stats().last_error.is_none() {
-        std::thread::yield_now();
-    }
+    fixture.stall_catch_up_after(20);
     map.pause().unwrap();
     dest.set_unavailable(false);
     assert!(is_paused(&map.state()));

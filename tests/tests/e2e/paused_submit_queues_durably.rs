@@ -7,8 +7,7 @@ use pauselog_tests::*;
 
 #[test]
 fn paused_map_queues_and_delivers_nothing() {
-    let Fixture { map, engine: _engine, dest, clock: _clock, dir: _dir } =
-        Fixture::named("customers", MapConfig::default());
+    let Fixture { map, dest, .. } = &Fixture::named("customers", MapConfig::default());
     map.pause().unwrap();
     assert!(matches!(map.state(), MapState::Paused { reason: PauseReason::Manual, blocked: None, .. }));
     for n in 1..=5 {
@@ -48,8 +47,7 @@ fn acknowledged_records_survive_reopen() {
 
 #[test]
 fn concurrent_submitters_get_distinct_gap_free_seqs() {
-    let Fixture { map, engine: _engine, dest: _dest, clock: _clock, dir: _dir } =
-        Fixture::named("customers", MapConfig::default());
+    let Fixture { map, .. } = &Fixture::named("customers", MapConfig::default());
     map.pause().unwrap();
     let threads: Vec<_> = (0..8)
         .map(|t| {

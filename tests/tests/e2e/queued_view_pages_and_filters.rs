@@ -14,7 +14,7 @@ fn keyed(n: u64) -> String {
 
 #[test]
 fn pages_cover_everything_once_with_totals() {
-    let Fixture { map, engine: _engine, dest: _dest, clock: _clock, dir: _dir } = Fixture::new(MapConfig::default());
+    let Fixture { map, .. } = &Fixture::new(MapConfig::default());
     map.pause().unwrap();
     for n in 1..=237 {
         map.submit(rec(&keyed(n), n)).unwrap();
@@ -37,7 +37,7 @@ fn pages_cover_everything_once_with_totals() {
 
 #[test]
 fn key_filter_lists_only_that_key() {
-    let Fixture { map, engine: _engine, dest: _dest, clock: _clock, dir: _dir } = Fixture::new(MapConfig::default());
+    let Fixture { map, .. } = &Fixture::new(MapConfig::default());
     map.pause().unwrap();
     for n in 1..=200 {
         map.submit(rec(&keyed(n), n)).unwrap();
@@ -101,7 +101,7 @@ fn cursors_survive_appends_and_draining() {
 
 #[test]
 fn malformed_cursor_is_a_clear_error() {
-    let Fixture { map, engine: _engine, dest: _dest, clock: _clock, dir: _dir } = Fixture::new(MapConfig::default());
+    let Fixture { map, .. } = &Fixture::new(MapConfig::default());
     map.pause().unwrap();
     for n in 1..=60 {
         map.submit(rec(&keyed(n), n)).unwrap();

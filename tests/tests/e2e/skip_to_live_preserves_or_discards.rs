@@ -52,22 +52,11 @@ fn resume_skip_discard_drops_the_queue() {
 #[test]
 fn skip_during_catch_up_splits_exactly_at_the_cut_over() {
     for preserve in [true, false] {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = clock();
-        let engine = engine(dir.path(), &clock);
-        let dest = TestDest::new();
-        let config = MapConfig { replay_batch_records: 7, ..MapConfig::default() };
-        let map = open_map(&engine, "m", config, &dest);
-        map.pause().unwrap();
-        for n in 1..=100 {
-            map.submit(rec(&format!("K{n}"), n)).unwrap();
-        }
+        let fixture = Fixture::new(MapConfig { replay_batch_records: 7, ..MapConfig::default() });
+        let (map, dest) = (&fixture.map, &fixture.dest);
+        fixture.queue(100, |n| format!("K{n}"));
         // The replay delivers 20 records, then stalls on an unavailable destination.
-        dest.unavailable_after(20);
-        map.resume(ResumeMode::CatchUp).unwrap();
-        while map.stats().last_error.is_none() {
-            std::thread::yield_now();
-        }
+        fixture.stall_catch_up_after(20);
         map.skip_to_live(preserve).unwrap();
         assert_eq!(map.state(), MapState::Running);
         let delivered = dest.delivered_seqs();
@@ -87,7 +76,7 @@ fn skip_during_catch_up_splits_exactly_at_the_cut_over() {
 
 #[test]
 fn skip_to_live_is_only_for_catching_up() {
-    let Fixture { map, engine: _engine, dest: _dest, clock: _clock, dir: _dir } = Fixture::new(MapConfig::default());
+    let Fixture { map, .. } = &Fixture::new(MapConfig::default());
     assert!(matches!(map.skip_to_live(true), Err(Error::InvalidState { .. })));
     map.pause().unwrap();
     assert!(matches!(map.skip_to_live(false), Err(Error::InvalidState { .. })));
