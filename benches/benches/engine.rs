@@ -34,7 +34,7 @@ use pauselog::{
     DeliveryError, Destination, Engine, Error, KeyOrdering, MapConfig, MapState, Op, Query, QueuedRecord, Record,
     ResumeMode, SyncPolicy, TableMap,
 };
-use pauselog_benches::{quick, report_ratio, timed_threads};
+use pauselog_benches::{quick, report_ratio, timed_threads, touch};
 use pauselog_wal::{Wal, WalOptions, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
@@ -275,16 +275,6 @@ fn segment_paths(data_dir: &Path) -> Vec<PathBuf> {
         .collect();
     paths.sort();
     paths
-}
-
-/// Reads every 8 bytes of `bytes` once.
-fn touch(bytes: &[u8]) -> u64 {
-    let mut chunks = bytes.chunks_exact(8);
-    let mut sum = 0u64;
-    for chunk in &mut chunks {
-        sum = sum.wrapping_add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-    }
-    chunks.remainder().iter().fold(sum, |sum, &b| sum.wrapping_add(u64::from(b)))
 }
 
 /// The raw replay peer: maps each segment file in order and walks its

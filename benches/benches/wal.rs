@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use pauselog_benches::{quick, report_ratio, timed_threads};
+use pauselog_benches::{quick, report_ratio, timed_threads, touch};
 use pauselog_wal::{frame_bytes, SyncPolicy, Wal, WalOptions, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 
 const RECORD_BYTES: usize = 1024;
@@ -191,16 +191,6 @@ fn bench_durable_append(c: &mut Criterion) {
 }
 
 // -------------------------------------------------------------------- replay
-
-/// Reads every 8 bytes of `bytes` once (what "touching every body" costs).
-fn touch(bytes: &[u8]) -> u64 {
-    let mut chunks = bytes.chunks_exact(8);
-    let mut sum = 0u64;
-    for chunk in &mut chunks {
-        sum = sum.wrapping_add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-    }
-    chunks.remainder().iter().fold(sum, |sum, &b| sum.wrapping_add(u64::from(b)))
-}
 
 struct ReplayLog {
     _dir: tempfile::TempDir,

@@ -28,3 +28,14 @@ pub fn timed_threads(thread_count: u64, count: u64, work: impl Fn(u64) + Sync) -
     });
     start.elapsed()
 }
+
+/// Reads every 8 bytes of `bytes` once and sums them: what touching every
+/// record body costs, in a way the optimiser cannot skip.
+pub fn touch(bytes: &[u8]) -> u64 {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut sum = 0u64;
+    for chunk in &mut chunks {
+        sum = sum.wrapping_add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+    }
+    chunks.remainder().iter().fold(sum, |sum, &b| sum.wrapping_add(u64::from(b)))
+}
