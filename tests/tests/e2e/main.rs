@@ -3,6 +3,7 @@
 //! it as a child process.
 
 mod bad_input_changes_nothing;
+mod batched_catch_up_matches_record_by_record;
 mod caps_block_without_dropping;
 mod catch_up_failures_move_to_errors;
 mod catch_up_redirects_new_writes_to_tail;
