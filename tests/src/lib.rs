@@ -123,6 +123,15 @@ impl TestDest {
     pub fn batch_keys(&self) -> Vec<Vec<String>> {
         self.batch_keys.lock().unwrap().clone()
     }
+
+    /// Asserts that no `deliver_batch` call so far held two records of one
+    /// key (what Strict ordering promises, R15).
+    pub fn assert_no_call_repeats_a_key(&self) {
+        for keys in self.batch_keys() {
+            let distinct: HashSet<&String> = keys.iter().collect();
+            assert_eq!(distinct.len(), keys.len(), "a deliver_batch call repeated a key: {keys:?}");
+        }
+    }
 }
 
 impl Destination for TestDest {

@@ -36,14 +36,13 @@ pub(crate) fn decode_key(body: &[u8]) -> Option<&str> {
 
 /// Decodes a data log body into a queued record.
 pub(crate) fn decode_record(seq: u64, body: &[u8]) -> Option<QueuedRecord> {
-    let mut record = QueuedRecord {
-        seq,
-        key: String::new(),
-        op: Op::Update,
-        payload: Vec::new(),
-        queued_at: SystemTime::UNIX_EPOCH,
-    };
+    let mut record = empty_record();
     decode_record_into(seq, body, &mut record).then_some(record)
+}
+
+/// A record with empty buffers, for [`decode_record_into`] to fill.
+pub(crate) fn empty_record() -> QueuedRecord {
+    QueuedRecord { seq: 0, key: String::new(), op: Op::Update, payload: Vec::new(), queued_at: SystemTime::UNIX_EPOCH }
 }
 
 /// Decodes a data log body into `record`, reusing its buffers; false if the

@@ -22,7 +22,7 @@ use crate::clock::to_nanos;
 use crate::codec::{self, Commit, StoredState};
 use crate::errors_table::ErrorRun;
 use crate::map::{Core, MapShared};
-use crate::{DeliveryError, Error, ErrorReason, KeyOrdering, Op, QueuedRecord, Result};
+use crate::{DeliveryError, Error, ErrorReason, KeyOrdering, QueuedRecord, Result};
 
 /// Passed records after which the delivered ones are released.
 const SETTLE_RECORDS: u64 = 8192;
@@ -42,18 +42,18 @@ struct Planned {
 /// follows it.
 struct ReplayCursor {
     reader: Reader,
-    /// An entry read but not taken: past the bound, or a repeated key.
+    /// An entry read but not taken: past the bound.
     pending: Option<Entry>,
     /// The head this cursor continues from.
     head: u64,
     /// Decoded records of the current batch; their buffers are reused.
     records: Vec<QueuedRecord>,
-    /// Hashes of the batch's keys (Strict ordering), reused across batches.
+    /// Hashes of the current round's keys (Strict ordering), reused across batches.
     key_hashes: HashSet<u64, BuildHasherDefault<PassThrough>>,
 }
 
-/// Hashes a key for the per-batch distinct-key check: FNV-1a, fast for
-/// short keys; a collision only ends a batch early.
+/// Hashes a key for the per-round distinct-key check: FNV-1a, fast for
+/// short keys; a collision only ends a round early.
 fn key_hash(key: &str) -> u64 {
     key.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
@@ -261,13 +261,7 @@ fn plan(map: &MapShared, cursor: &mut ReplayCursor, bound: u64) -> Result<Batch>
         }
         let index = batch.planned.len();
         if index == cursor.records.len() {
-            cursor.records.push(QueuedRecord {
-                seq: 0,
-                key: String::new(),
-                op: Op::Update,
-                payload: Vec::new(),
-                queued_at: std::time::SystemTime::UNIX_EPOCH,
-            });
+            cursor.records.push(codec::empty_record());
         }
         if !codec::decode_record_into(entry.seq(), entry.body(), &mut cursor.records[index]) {
             return Err(Error::Corrupt {
