@@ -15,7 +15,9 @@
 //!   files; the ratio is how many times faster the open is.
 //!
 //! The durable-append group also prints `ACKS_PER_FSYNC`, from
-//! `WalStats::sync_count`.
+//! `WalStats::sync_count`, and the 8-thread rate while two CPU-bound
+//! threads keep both cores busy (informational: waiting writers must not
+//! give their cores away for whole time slices).
 //!
 //! `PAUSELOG_BENCH_SCALE=quick` shrinks every size about 100x. Besides
 //! criterion's figures, each group prints a `RATIO` line computed from its
@@ -146,13 +148,36 @@ fn durable_appends(wal: &Arc<Wal>, thread_count: u64, append_count: u64) -> Dura
     })
 }
 
+/// CPU-bound threads running beside the writers of
+/// [`durable_appends_beside_busy_threads`]: one per core of this project's VM.
+const BUSY_THREADS: u64 = 2;
+
+/// [`durable_appends`] while [`BUSY_THREADS`] threads burn CPU: the writers'
+/// waiting must not hand their cores to others for whole time slices.
+fn durable_appends_beside_busy_threads(wal: &Arc<Wal>, thread_count: u64, append_count: u64) -> Duration {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..BUSY_THREADS {
+            scope.spawn(|| {
+                let mut sum = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    sum = std::hint::black_box(sum.wrapping_add(1));
+                }
+            });
+        }
+        let elapsed = durable_appends(wal, thread_count, append_count);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        elapsed
+    })
+}
+
 fn durable_wal(dir: &Path) -> Arc<Wal> {
     Arc::new(Wal::open(dir, WalOptions::default().sync(SyncPolicy::Always)).expect("open"))
 }
 
 fn bench_durable_append(c: &mut Criterion) {
     let append_count = if quick() { 200 } else { 4000 };
-    let (mut one, mut eight) = (Vec::new(), Vec::new());
+    let (mut one, mut eight, mut eight_busy) = (Vec::new(), Vec::new(), Vec::new());
     let (mut one_syncs, mut eight_syncs) = (0, 0);
     for _ in 0..RATIO_RUNS {
         let dir = bench_dir();
@@ -163,8 +188,10 @@ fn bench_durable_append(c: &mut Criterion) {
         eight.push(durable_appends(&wal, 8, append_count * 8));
         one_syncs += middle - syncs;
         eight_syncs += wal.stats().sync_count - middle;
+        eight_busy.push(durable_appends_beside_busy_threads(&wal, 8, append_count * 8));
     }
     let runs = RATIO_RUNS as f64;
+    let (one, eight, eight_busy) = (median(one), median(eight), median(eight_busy));
     println!(
         "ACKS_PER_FSYNC wal durable append (Always): 1 thread {:.2}, 8 threads {:.2}",
         (append_count as f64 * runs) / one_syncs.max(1) as f64,
@@ -172,8 +199,14 @@ fn bench_durable_append(c: &mut Criterion) {
     );
     report_ratio(
         "wal durable append (Always) 8 threads vs 1 thread",
-        per_second((append_count * 8) as f64, median(eight)),
-        per_second(append_count as f64, median(one)),
+        per_second((append_count * 8) as f64, eight),
+        per_second(append_count as f64, one),
+        "acks/s",
+    );
+    report_ratio(
+        &format!("wal durable append (Always) 8 threads beside {BUSY_THREADS} CPU-bound threads vs 8 threads alone (informational)"),
+        per_second((append_count * 8) as f64, eight_busy),
+        per_second((append_count * 8) as f64, eight),
         "acks/s",
     );
 

@@ -9,7 +9,19 @@
 //! register and are unparked one by one.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// A yield that returns this late ran another thread's work in between
+/// (polling writers and the group's own leader hand the core back within a
+/// few microseconds); see [`Epoch::spin_while`].
+const SLOW_YIELD: Duration = Duration::from_micros(500);
+/// How long a thread that saw a slow yield sleeps instead of polling.
+const POLL_PAUSE: Duration = Duration::from_millis(100);
+
+thread_local! {
+    /// Until when this thread does not poll (see [`Epoch::spin_while`]).
+    static POLL_PAUSED_UNTIL: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
 
 /// A wake-up counter; see the module docs.
 #[derive(Debug, Default)]
@@ -41,18 +53,33 @@ impl Epoch {
     }
 
     /// Yields the processor while the counter still equals `seen`, until
-    /// `until`; true once it changed. For the one waiter of a group that
-    /// expects the change within an fsync: staying runnable keeps a core
-    /// from going idle, and it sees the change without being woken.
+    /// `until`; true once it changed. For a waiter that expects the change
+    /// within an fsync: it sees the change without being woken, and any
+    /// other runnable thread on its core runs first.
+    ///
+    /// A yield that returns [`SLOW_YIELD`] late means other threads want the
+    /// core for real work: a poller then sees the change a whole time slice
+    /// late, where a sleeper is woken at once. So the calling thread stops
+    /// polling, here and for the next [`POLL_PAUSE`] (RocksDB's write thread
+    /// backs off from yielding the same way, `slow_yield_usec`).
     pub fn spin_while(&self, seen: u32, until: Instant) -> bool {
+        if POLL_PAUSED_UNTIL.get().is_some_and(|paused_until| Instant::now() < paused_until) {
+            return self.current() != seen;
+        }
         loop {
             if self.current() != seen {
                 return true;
             }
-            if Instant::now() >= until {
+            let before = Instant::now();
+            if before >= until {
                 return false;
             }
             std::thread::yield_now();
+            let after = Instant::now();
+            if after.duration_since(before) >= SLOW_YIELD {
+                POLL_PAUSED_UNTIL.set(Some(after + POLL_PAUSE));
+                return self.current() != seen;
+            }
         }
     }
 
@@ -163,6 +190,18 @@ mod tests {
         };
         assert!(epoch.spin_while(seen, Instant::now() + Duration::from_secs(60)));
         advancer.join().expect("advancer");
+    }
+
+    #[test]
+    fn after_a_slow_yield_the_thread_sleeps_instead_of_polling() {
+        let epoch = Epoch::default();
+        let seen = epoch.current();
+        // What a yield that returned SLOW_YIELD late leaves behind.
+        POLL_PAUSED_UNTIL.set(Some(Instant::now() + Duration::from_secs(60)));
+        let start = Instant::now();
+        assert!(!epoch.spin_while(seen, start + Duration::from_secs(5)));
+        assert!(start.elapsed() < Duration::from_secs(1), "returned at once instead of polling for 5 s");
+        POLL_PAUSED_UNTIL.set(None);
     }
 
     #[test]
