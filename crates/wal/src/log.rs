@@ -55,7 +55,7 @@ pub(crate) struct Inner {
     poison_reason: Mutex<String>,
     closed: AtomicBool,
     /// Deletes released segments off the caller's thread (see `Janitor`).
-    janitor: Mutex<Option<Janitor>>,
+    janitor: Mutex<JanitorSlot>,
     _lock: Option<Box<dyn fmt::Debug + Send + Sync>>,
 }
 
@@ -182,7 +182,6 @@ impl Wal {
             }
         };
         let state = crate::recovery::recover(dir, &options, storage.as_ref())?;
-        let storage_for_janitor = storage.clone();
         let durable_seq = state.next_seq - 1;
         let wal = Wal {
             inner: Arc::new(Inner {
@@ -205,7 +204,7 @@ impl Wal {
                 poisoned: AtomicBool::new(false),
                 poison_reason: Mutex::new(String::new()),
                 closed: AtomicBool::new(false),
-                janitor: Mutex::new(Janitor::start(storage_for_janitor)),
+                janitor: Mutex::new(JanitorSlot::Idle),
                 _lock: lock,
             }),
         };
@@ -815,12 +814,22 @@ impl Inner {
             // freeing: the janitor does it off this thread (and off the
             // log's lock). Until then the files are ordinary fully released
             // segments, which recovery deletes if a crash comes first.
-            let sent = match &*self.janitor.lock().unwrap_or_else(|p| p.into_inner()) {
-                Some(janitor) => janitor.queue.send(JanitorJob::Delete(released)).map_err(|e| match e.0 {
-                    JanitorJob::Delete(released) => released,
-                    JanitorJob::Barrier(_) => unreachable!("a delete job was sent"),
-                }),
-                None => Err(released),
+            let sent = {
+                let mut slot = self.janitor.lock().unwrap_or_else(|p| p.into_inner());
+                if matches!(*slot, JanitorSlot::Idle) {
+                    if let Some(janitor) = Janitor::start(self.storage.clone()) {
+                        *slot = JanitorSlot::Running(janitor);
+                    }
+                }
+                match &*slot {
+                    JanitorSlot::Running(janitor) => {
+                        janitor.queue.send(JanitorJob::Delete(released)).map_err(|e| match e.0 {
+                            JanitorJob::Delete(released) => released,
+                            JanitorJob::Barrier(_) => unreachable!("a delete job was sent"),
+                        })
+                    }
+                    JanitorSlot::Idle | JanitorSlot::Closed => Err(released),
+                }
             };
             if let Err(released) = sent {
                 remove_segment_files(self.storage.as_ref(), released);
@@ -842,8 +851,8 @@ impl Inner {
     pub fn settle_janitor(&self) {
         let (done, finished) = std::sync::mpsc::channel();
         let sent = match &*self.janitor.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(janitor) => janitor.queue.send(JanitorJob::Barrier(done)).is_ok(),
-            None => false,
+            JanitorSlot::Running(janitor) => janitor.queue.send(JanitorJob::Barrier(done)).is_ok(),
+            JanitorSlot::Idle | JanitorSlot::Closed => false,
         };
         if sent {
             let _ = finished.recv();
@@ -853,8 +862,8 @@ impl Inner {
     fn close(&self) -> Result<()> {
         // Released segments are gone from disk once the log is closed, so a
         // reopen in this process never meets a half-done deletion.
-        let janitor = self.janitor.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(janitor) = janitor {
+        let slot = std::mem::replace(&mut *self.janitor.lock().unwrap_or_else(|p| p.into_inner()), JanitorSlot::Closed);
+        if let JanitorSlot::Running(janitor) = slot {
             janitor.stop();
         }
         if self.closed.swap(true, Ordering::AcqRel) || self.options.read_only {
@@ -884,6 +893,18 @@ fn write_durably(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> Result<()>
     file.set_len(0).map_err(|e| io_error(path, e))?;
     file.write_all_at(bytes, 0).map_err(|e| io_error(path, e))?;
     file.sync_all().map_err(|e| io_error(path, e))
+}
+
+/// Whether the log's janitor runs. It is started by the first deletion, so
+/// a log that never releases a whole segment (most table maps' meta logs,
+/// every idle map) costs no thread.
+enum JanitorSlot {
+    /// Not started yet. If starting it fails, that deletion runs inline
+    /// and the next one tries again.
+    Idle,
+    Running(Janitor),
+    /// The log is closed: deletions run inline.
+    Closed,
 }
 
 /// A thread that deletes fully released segments (sidecar first, so a
