@@ -6,7 +6,7 @@
 //! record is durable. With 8 writers on 2 cores this halved the time from the
 //! end of one fsync to the start of the next against a condition variable,
 //! whose woken threads queue up on its mutex one by one. Elsewhere sleepers
-//! register and are unparked one by one.
+//! register and are unparked one by one ([`Parked`], also tested on Linux).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -23,15 +23,16 @@ thread_local! {
     static POLL_PAUSED_UNTIL: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
 }
 
-/// A wake-up counter; see the module docs.
+/// A wake-up counter; see the module docs. `S` is how its sleepers sleep:
+/// a futex on Linux, parking elsewhere (and in tests, so that path is
+/// compiled and checked on Linux too).
 #[derive(Debug, Default)]
-pub(crate) struct Epoch {
+pub(crate) struct Epoch<S: Sleep = DefaultSleep> {
     value: AtomicU32,
-    #[cfg(not(target_os = "linux"))]
-    sleepers: std::sync::Mutex<Vec<std::thread::Thread>>,
+    sleepers: S,
 }
 
-impl Epoch {
+impl<S: Sleep> Epoch<S> {
     /// The current value, to pass to [`Epoch::wait_while`].
     pub fn current(&self) -> u32 {
         self.value.load(Ordering::Acquire)
@@ -48,7 +49,7 @@ impl Epoch {
                     _ => return,
                 },
             };
-            self.sleep(seen, timeout);
+            self.sleepers.sleep(&self.value, seen, timeout);
         }
     }
 
@@ -86,26 +87,49 @@ impl Epoch {
     /// Advances the counter and wakes every sleeper.
     pub fn advance(&self) {
         self.value.fetch_add(1, Ordering::AcqRel);
-        self.wake_all();
+        self.sleepers.wake_all(&self.value);
     }
+}
 
-    #[cfg(target_os = "linux")]
-    fn sleep(&self, seen: u32, timeout: Option<std::time::Duration>) {
+/// How the sleepers of an [`Epoch`] sleep on its counter `word`.
+pub(crate) trait Sleep: Default + std::fmt::Debug {
+    /// Sleeps until woken, `timeout` passed, or (maybe spuriously) at
+    /// once; returns at once if `word` no longer equals `seen`, so no
+    /// wake-up is lost between the caller's check and the sleep.
+    fn sleep(&self, word: &AtomicU32, seen: u32, timeout: Option<Duration>);
+    /// Wakes every sleeper (after `word` changed).
+    fn wake_all(&self, word: &AtomicU32);
+}
+
+#[cfg(target_os = "linux")]
+pub(crate) type DefaultSleep = Futex;
+#[cfg(not(target_os = "linux"))]
+pub(crate) type DefaultSleep = Parked;
+
+/// Sleepers wait on a futex on the counter itself: one system call wakes
+/// them all.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Default)]
+pub(crate) struct Futex;
+
+#[cfg(target_os = "linux")]
+impl Sleep for Futex {
+    fn sleep(&self, word: &AtomicU32, seen: u32, timeout: Option<Duration>) {
         let timespec = timeout.map(|left| libc::timespec {
             tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
             // Below one billion: fits a 32-bit `c_long` too.
             tv_nsec: left.subsec_nanos() as libc::c_long,
         });
         let timespec_ptr = timespec.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: the futex word is a live, aligned AtomicU32 owned by `self`;
-        // FUTEX_WAIT only reads it, and returns at once if it no longer
-        // equals `seen` (no wake-up can be lost between the check and the
-        // sleep). The timeout, if any, outlives the call. Errors (EAGAIN,
+        // SAFETY: the futex word is a live, aligned AtomicU32 borrowed for
+        // the call; FUTEX_WAIT only reads it, and returns at once if it no
+        // longer equals `seen` (no wake-up can be lost between the check and
+        // the sleep). The timeout, if any, outlives the call. Errors (EAGAIN,
         // EINTR, ETIMEDOUT) all mean "look again", which the caller does.
         unsafe {
             libc::syscall(
                 libc::SYS_futex,
-                self.value.as_ptr(),
+                word.as_ptr(),
                 libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
                 seen,
                 timespec_ptr,
@@ -113,19 +137,28 @@ impl Epoch {
         }
     }
 
-    #[cfg(target_os = "linux")]
-    fn wake_all(&self) {
+    fn wake_all(&self, word: &AtomicU32) {
         // SAFETY: as in `sleep`; FUTEX_WAKE does not touch the word.
         unsafe {
-            libc::syscall(libc::SYS_futex, self.value.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+            libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
         }
     }
+}
 
-    #[cfg(not(target_os = "linux"))]
-    fn sleep(&self, seen: u32, timeout: Option<std::time::Duration>) {
+/// Sleepers register under a lock and park; waking unparks them one by one.
+#[cfg(any(not(target_os = "linux"), test))]
+#[derive(Debug, Default)]
+pub(crate) struct Parked {
+    sleepers: std::sync::Mutex<Vec<std::thread::Thread>>,
+}
+
+#[cfg(any(not(target_os = "linux"), test))]
+impl Sleep for Parked {
+    fn sleep(&self, word: &AtomicU32, seen: u32, timeout: Option<Duration>) {
         {
             let mut sleepers = self.sleepers.lock().unwrap_or_else(|p| p.into_inner());
-            if self.current() != seen {
+            // Checked under the lock `wake_all` takes after the change.
+            if word.load(Ordering::Acquire) != seen {
                 return;
             }
             sleepers.push(std::thread::current());
@@ -137,8 +170,7 @@ impl Epoch {
         }
     }
 
-    #[cfg(not(target_os = "linux"))]
-    fn wake_all(&self) {
+    fn wake_all(&self, _word: &AtomicU32) {
         let sleepers = std::mem::take(&mut *self.sleepers.lock().unwrap_or_else(|p| p.into_inner()));
         for sleeper in sleepers {
             sleeper.unpark();
@@ -152,9 +184,29 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    #[test]
-    fn advance_wakes_every_sleeper() {
-        let epoch = Arc::new(Epoch::default());
+    /// Each test runs with the platform's sleep (the futex on Linux) and
+    /// with parking, the path of every other platform.
+    macro_rules! for_each_sleep {
+        ($($test:ident),* $(,)?) => {
+            mod default_sleep {
+                $(#[test] fn $test() { super::$test::<super::DefaultSleep>() })*
+            }
+            mod parked {
+                $(#[test] fn $test() { super::$test::<super::Parked>() })*
+            }
+        };
+    }
+
+    for_each_sleep!(
+        advance_wakes_every_sleeper,
+        a_deadline_ends_the_wait,
+        spinning_sees_an_advance_or_stops_at_its_limit,
+        after_a_slow_yield_the_thread_sleeps_instead_of_polling,
+        a_stale_value_returns_at_once,
+    );
+
+    fn advance_wakes_every_sleeper<S: Sleep + Send + Sync + 'static>() {
+        let epoch = Arc::new(Epoch::<S>::default());
         let seen = epoch.current();
         let sleepers: Vec<_> = (0..4)
             .map(|_| {
@@ -169,9 +221,8 @@ mod tests {
         assert_ne!(epoch.current(), seen);
     }
 
-    #[test]
-    fn a_deadline_ends_the_wait() {
-        let epoch = Epoch::default();
+    fn a_deadline_ends_the_wait<S: Sleep>() {
+        let epoch = Epoch::<S>::default();
         let seen = epoch.current();
         let start = Instant::now();
         epoch.wait_while(seen, Some(start + Duration::from_millis(5)));
@@ -179,22 +230,26 @@ mod tests {
         assert_eq!(epoch.current(), seen);
     }
 
-    #[test]
-    fn spinning_sees_an_advance_or_stops_at_its_limit() {
-        let epoch = Arc::new(Epoch::default());
+    fn spinning_sees_an_advance_or_stops_at_its_limit<S: Sleep + Send + Sync + 'static>() {
+        let epoch = Arc::new(Epoch::<S>::default());
         let seen = epoch.current();
         assert!(!epoch.spin_while(seen, Instant::now() + Duration::from_micros(50)));
         let advancer = {
             let epoch = epoch.clone();
             std::thread::spawn(move || epoch.advance())
         };
-        assert!(epoch.spin_while(seen, Instant::now() + Duration::from_secs(60)));
+        // A slow yield (a loaded machine) may end the polling early: then
+        // the caller sleeps, as `sync_through` does.
+        if !epoch.spin_while(seen, Instant::now() + Duration::from_secs(60)) {
+            epoch.wait_while(seen, None);
+        }
+        assert_ne!(epoch.current(), seen);
         advancer.join().expect("advancer");
+        POLL_PAUSED_UNTIL.set(None);
     }
 
-    #[test]
-    fn after_a_slow_yield_the_thread_sleeps_instead_of_polling() {
-        let epoch = Epoch::default();
+    fn after_a_slow_yield_the_thread_sleeps_instead_of_polling<S: Sleep>() {
+        let epoch = Epoch::<S>::default();
         let seen = epoch.current();
         // What a yield that returned SLOW_YIELD late leaves behind.
         POLL_PAUSED_UNTIL.set(Some(Instant::now() + Duration::from_secs(60)));
@@ -204,9 +259,8 @@ mod tests {
         POLL_PAUSED_UNTIL.set(None);
     }
 
-    #[test]
-    fn a_stale_value_returns_at_once() {
-        let epoch = Epoch::default();
+    fn a_stale_value_returns_at_once<S: Sleep>() {
+        let epoch = Epoch::<S>::default();
         let seen = epoch.current();
         epoch.advance();
         epoch.wait_while(seen, None);
