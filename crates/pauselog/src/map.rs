@@ -681,8 +681,8 @@ impl MapShared {
         if selection == Selection::All {
             core.errors = KeyIndex::new();
         } else {
-            for &seq in &seqs {
-                if let Some(record) = self.read_record(seq)? {
+            for (&seq, record) in seqs.iter().zip(crate::views::read_many(&self.data, &seqs)?) {
+                if let Some(record) = record {
                     core.errors.remove(&record.key, seq);
                 }
             }

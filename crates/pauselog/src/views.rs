@@ -10,24 +10,30 @@ use crate::{CatchupError, Error, QueuedRecord, Result};
 
 /// Reads one queued record; `None` if it has left the log.
 pub(crate) fn read_record(data: &Wal, seq: u64) -> Result<Option<QueuedRecord>> {
-    let map = data.dir().display().to_string();
-    let Some(entry) = data.read(seq).map_err(|e| Error::from_wal(&map, e))? else { return Ok(None) };
-    codec::decode_record(seq, entry.body()).map(Some).ok_or_else(|| Error::Corrupt {
-        path: data.dir().to_path_buf(),
-        offset: 0,
-        reason: format!("record seq {seq} passed its CRC but does not decode as a queued record"),
-    })
+    Ok(read_many(data, &[seq])?.pop().flatten())
+}
+
+/// Reads the records of `seqs` under one acquisition of the log's lock;
+/// `None` for each that has left the log.
+pub(crate) fn read_many(data: &Wal, seqs: &[u64]) -> Result<Vec<Option<QueuedRecord>>> {
+    let entries = data.read_many(seqs).map_err(|e| Error::from_wal(&data.dir().display().to_string(), e))?;
+    entries
+        .into_iter()
+        .zip(seqs)
+        .map(|(entry, &seq)| {
+            let Some(entry) = entry else { return Ok(None) };
+            codec::decode_record(seq, entry.body()).map(Some).ok_or_else(|| Error::Corrupt {
+                path: data.dir().to_path_buf(),
+                offset: 0,
+                reason: format!("record seq {seq} passed its CRC but does not decode as a queued record"),
+            })
+        })
+        .collect()
 }
 
 /// Reads the records of a page; those that left meanwhile are skipped.
 pub(crate) fn read_records(data: &Wal, seqs: &[u64]) -> Result<Vec<QueuedRecord>> {
-    let mut records = Vec::with_capacity(seqs.len());
-    for &seq in seqs {
-        if let Some(record) = read_record(data, seq)? {
-            records.push(record);
-        }
-    }
-    Ok(records)
+    Ok(read_many(data, seqs)?.into_iter().flatten().collect())
 }
 
 pub(crate) fn runs_of(table: &ErrorTable, seqs: &[u64]) -> Vec<Option<ErrorRun>> {
@@ -36,9 +42,10 @@ pub(crate) fn runs_of(table: &ErrorTable, seqs: &[u64]) -> Vec<Option<ErrorRun>>
 
 /// Catch-up errors for a page of seqs and their runs.
 pub(crate) fn read_errors(data: &Wal, seqs: &[u64], runs: Vec<Option<ErrorRun>>) -> Result<Vec<CatchupError>> {
+    let records = read_many(data, seqs)?;
     let mut items = Vec::with_capacity(seqs.len());
-    for (&seq, run) in seqs.iter().zip(runs) {
-        let (Some(run), Some(record)) = (run, read_record(data, seq)?) else { continue };
+    for (run, record) in runs.into_iter().zip(records) {
+        let (Some(run), Some(record)) = (run, record) else { continue };
         items.push(CatchupError {
             record,
             reason: run.reason,

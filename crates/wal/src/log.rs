@@ -479,12 +479,15 @@ impl Wal {
 
     /// Reads one record, or `None` if it was released or never appended.
     pub fn read(&self, seq: u64) -> Result<Option<Entry>> {
-        let mut reader = Reader::with_batch(self.inner.clone(), seq, 1);
-        match reader.next() {
-            Some(Ok(entry)) if entry.seq() == seq => Ok(Some(entry)),
-            Some(Err(e)) => Err(e),
-            _ => Ok(None),
-        }
+        Ok(self.read_many(&[seq])?.pop().flatten())
+    }
+
+    /// Reads the records of `seqs` (any order, repeats allowed) under one
+    /// acquisition of the log's lock, as a page of a secondary index needs:
+    /// one entry per seq, `None` where the record was released or never
+    /// appended.
+    pub fn read_many(&self, seqs: &[u64]) -> Result<Vec<Option<Entry>>> {
+        crate::reader::read_points(&self.inner, seqs)
     }
 
     /// Encoded bytes of a live record, or `None`.
