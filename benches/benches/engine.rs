@@ -697,6 +697,37 @@ fn page_latency_us(mut page: impl FnMut(&str) -> usize) -> (f64, f64) {
     (at(50), at(99))
 }
 
+/// Bytes the files under `dir` take on disk (allocated blocks, so a
+/// preallocated segment counts whole).
+fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .expect("list dir")
+        .map(|entry| {
+            let entry = entry.expect("dir entry");
+            let metadata = entry.metadata().expect("metadata");
+            if metadata.is_dir() {
+                disk_bytes(&entry.path())
+            } else {
+                metadata.blocks() * 512
+            }
+        })
+        .sum()
+}
+
+/// PERFORMANCE.md's "disk used / raw bytes" row: the whole engine directory
+/// of a full queue against the key and payload bytes it holds, next to
+/// sled holding the same records.
+fn report_disk_use(queue: &FullQueue, sled_dir: &Path) {
+    let raw_bytes = (queue.record_count * (KEY_BYTES + PAYLOAD_BYTES) as u64) as f64;
+    report_ratio(
+        "disk used by a full queue / raw key+payload bytes: ours vs sled [lower is better]",
+        disk_bytes(queue.dir.path()) as f64 / raw_bytes,
+        disk_bytes(sled_dir) as f64 / raw_bytes,
+        "x raw",
+    );
+}
+
 fn bench_page_and_reopen(c: &mut Criterion) {
     let mut queue = fill_queue(KeyOrdering::Strict, queue_bytes_full());
     eprintln!("full queue for pages and reopen: {} records, {} bytes", queue.record_count, queue.queued_bytes);
@@ -704,6 +735,7 @@ fn bench_page_and_reopen(c: &mut Criterion) {
     // 4: pages.
     report_read_phases(&queue);
     let (sled_dir, db) = sled_copy(&queue);
+    report_disk_use(&queue, sled_dir.path());
     let (mut ours_p99, mut peer_p99) = (Vec::new(), Vec::new());
     for _ in 0..RATIO_RUNS {
         let (ours_p50, ours) = page_latency_us(|key| engine_page(queue.map(), key));
