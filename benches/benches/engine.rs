@@ -14,7 +14,8 @@
 //!    Target: >= 0.7x. Also 1 thread vs 1 thread, and 8 threads vs sled
 //!    (insert + `flush()` per insert).
 //! 4. A page of 50 for one key on a full paused queue, p99 over 10,000
-//!    random keys, vs sled `scan_prefix(key).take(50)` on the same records.
+//!    random keys, vs sled `scan_prefix(key).take(50)` on the same records;
+//!    and the disk both use for those records against their raw bytes.
 //! 5. Reopen of the full queue after a clean close vs a memmap2 scan of its
 //!    data files.
 //!
