@@ -92,6 +92,14 @@ struct GroupCommit {
 const SPIN_SYNCS: u32 = 2;
 const SPIN_MAX: Duration = Duration::from_millis(1);
 
+/// Waiters other than the deadline's holder poll only while groups hold at
+/// most this many records. A large group shares its wake-up among many
+/// records, and its many waiters would only take turns on the cores the
+/// group's own work needs: 128 writers on 2 cores reached 152-160k acks/s
+/// with every waiter polling against 166-179k with only the holder, while
+/// 8 writers reach 52-76k against 42-52k (alternating runs of each).
+const POLL_GROUP_RECORDS_MAX: u64 = 16;
+
 /// The wait of an incomplete group for its expected writers.
 #[derive(Debug, Clone, Copy)]
 struct Gathering {
@@ -292,7 +300,7 @@ impl Wal {
     /// them (who holds that deadline) syncs what there is. After the fsync
     /// every sleeping caller is woken; those it did not cover form the next
     /// group. Waiters poll for a bounded time before they sleep
-    /// (`SPIN_SYNCS`).
+    /// (`SPIN_SYNCS`), unless groups are large (`POLL_GROUP_RECORDS_MAX`).
     ///
     /// A lone writer never waits: its last group held one record, its own.
     /// Without the gathering, groups alternate between the writers that the
@@ -351,10 +359,12 @@ impl Wal {
             }
             let end =
                 *spin_end.get_or_insert_with(|| Instant::now() + (group.last_sync_duration * SPIN_SYNCS).min(SPIN_MAX));
+            let poll = held_round.is_some() || group.expected_records <= POLL_GROUP_RECORDS_MAX;
             drop(group);
             // Poll through the gathering and the fsync (see SPIN_SYNCS),
             // then sleep; the holder of the deadline wakes up for it.
-            let changed = inner.sync_epoch.spin_while(epoch, deadline.map_or(end, |deadline| deadline.min(end)));
+            let changed =
+                poll && inner.sync_epoch.spin_while(epoch, deadline.map_or(end, |deadline| deadline.min(end)));
             if !changed {
                 inner.sync_epoch.wait_while(epoch, deadline);
             }
