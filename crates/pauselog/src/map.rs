@@ -62,6 +62,10 @@ pub(crate) struct MapShared {
     pub workers: Mutex<Vec<JoinHandle<()>>>,
     pub jobs: Mutex<Vec<(Arc<RetryShared>, JoinHandle<()>)>>,
     pub closed: AtomicBool,
+    /// The last submit was queued: the next one encodes its record before
+    /// it takes the map lock, so the lock is held for the append and the
+    /// index insert only. A hint: a wrong guess costs one encode.
+    pub queueing_hint: AtomicBool,
 }
 
 pub(crate) struct Core {
@@ -323,18 +327,27 @@ impl MapShared {
             return Err(Error::Closed);
         }
         let now = self.ctx.clock.now();
+        let encoded = self.queueing_hint.load(Ordering::Relaxed).then(|| codec::encode_record(&record, now));
         let mut core = self.lock();
         self.evaluate_rules_locked(&mut core, now)?;
         if core.state == StoredState::Running {
             drop(core);
+            self.queueing_hint.store(false, Ordering::Relaxed);
             return self.deliver_live(record, now);
         }
-        self.enqueue(core, &record, now)
+        self.enqueue(core, &record, encoded, now)
     }
 
     /// Appends to the queue tail; waits for durability outside the lock so
     /// concurrent submitters share an fsync (R2, R17).
-    fn enqueue(&self, mut core: MutexGuard<'_, Core>, record: &Record, now: SystemTime) -> Result<Submitted> {
+    /// `encoded`: the record already encoded for `now`, if it was.
+    fn enqueue(
+        &self,
+        mut core: MutexGuard<'_, Core>,
+        record: &Record,
+        encoded: Option<Vec<u8>>,
+        now: SystemTime,
+    ) -> Result<Submitted> {
         if let Some(limit) = core.blocked {
             return Err(Error::Blocked { map: self.name.clone(), limit });
         }
@@ -344,7 +357,8 @@ impl MapShared {
                 return Err(Error::Blocked { map: self.name.clone(), limit: Limit::PauseAge });
             }
         }
-        let body = codec::encode_record(record, now);
+        self.queueing_hint.store(true, Ordering::Relaxed);
+        let body = encoded.unwrap_or_else(|| codec::encode_record(record, now));
         let record_bytes = frame_bytes(body.len());
         if core.queue_bytes + record_bytes > self.config.max_queue_bytes {
             self.block_locked(&mut core, Limit::Size)?;
@@ -388,7 +402,7 @@ impl MapShared {
                     self.pause_locked(&mut core, PauseReason::DestinationUnavailable, now)?;
                     let record = Record { key: live.key, op: live.op, payload: live.payload };
                     // The tripping record is queued, not failed (R14).
-                    return self.enqueue(core, &record, now);
+                    return self.enqueue(core, &record, None, now);
                 }
                 Err(Error::Unavailable { map: self.name.clone(), reason })
             }

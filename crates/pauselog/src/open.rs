@@ -129,6 +129,7 @@ pub(crate) fn open_map(
         workers: Mutex::new(Vec::new()),
         jobs: Mutex::new(Vec::new()),
         closed: AtomicBool::new(false),
+        queueing_hint: AtomicBool::new(false),
     });
     {
         let core = map.lock();
