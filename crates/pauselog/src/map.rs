@@ -22,6 +22,9 @@ use crate::{
 /// Meta log size after which it is compacted into one snapshot.
 const META_COMPACT_BYTES: u64 = 8 * 1024 * 1024;
 
+/// Error records read at once by `discard_errors` to find their keys.
+const DISCARD_READ_CHUNK_RECORDS: usize = 1024;
+
 /// What every map of an engine shares.
 #[derive(Debug)]
 pub(crate) struct EngineCtx {
@@ -695,9 +698,13 @@ impl MapShared {
         if selection == Selection::All {
             core.errors = KeyIndex::new();
         } else {
-            for (&seq, record) in seqs.iter().zip(crate::views::read_many(&self.data, &seqs)?) {
-                if let Some(record) = record {
-                    core.errors.remove(&record.key, seq);
+            // In chunks: a key can hold many errors, and each chunk holds
+            // its records in memory and the data log's lock while planned.
+            for chunk in seqs.chunks(DISCARD_READ_CHUNK_RECORDS) {
+                for (&seq, record) in chunk.iter().zip(crate::views::read_many(&self.data, chunk)?) {
+                    if let Some(record) = record {
+                        core.errors.remove(&record.key, seq);
+                    }
                 }
             }
         }

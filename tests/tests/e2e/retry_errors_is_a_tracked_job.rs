@@ -86,3 +86,20 @@ fn a_cancelled_job_stops() {
     assert!(progress.delivered <= 1, "at most the record in flight: {progress:?}");
     assert_eq!(map.stats().error_records, 3 - progress.delivered);
 }
+
+/// Discarding one key's errors reads their records in chunks of 1024 to find
+/// the key of each; a key with more errors than that loses all of them, and
+/// no other key loses any.
+#[test]
+fn discarding_a_key_with_thousands_of_errors_removes_exactly_those() {
+    let fixture = Fixture::new(MapConfig::default());
+    fixture.queue(3000, |n| if n % 3 == 0 { "B".to_owned() } else { "A".to_owned() });
+    fixture.map.resume(ResumeMode::SkipToLivePreserve).unwrap();
+    let (b_count, a_count) = (1000, 2000);
+    assert_eq!(fixture.map.stats().error_records, a_count + b_count);
+    assert_eq!(fixture.map.discard_errors(Selection::Key("A".into())).unwrap(), a_count);
+    let rest = all_errors(&fixture.map, None);
+    assert_eq!(rest.len() as u64, b_count);
+    assert!(rest.iter().all(|e| e.record.key == "B"));
+    assert_eq!(fixture.map.catchup_errors(&Query::default().key("A")).unwrap().total, 0);
+}
