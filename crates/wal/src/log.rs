@@ -495,7 +495,8 @@ impl Wal {
     /// Reads the records of `seqs` (any order, repeats allowed) under one
     /// acquisition of the log's lock, as a page of a secondary index needs:
     /// one entry per seq, `None` where the record was released or never
-    /// appended.
+    /// appended. Appends wait while the seqs are planned, so read a bounded
+    /// number at a time (a page, a chunk).
     pub fn read_many(&self, seqs: &[u64]) -> Result<Vec<Option<Entry>>> {
         crate::reader::read_points(&self.inner, seqs)
     }
