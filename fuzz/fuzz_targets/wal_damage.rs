@@ -9,27 +9,18 @@
 //! Input: `count, kind, segment, offset (4 bytes LE), length bytes...`.
 #![no_main]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use pauselog_wal::{Error, SyncPolicy, Wal, WalOptions};
+use pauselog_wal::{Error, SyncPolicy, Wal};
 
-/// Small segments: a few records each, so most inputs have sealed ones.
-const SEGMENT_BYTES: u64 = 4096;
+/// The wal's integration-test helpers: small segments (4 KiB, a few
+/// records each, so most inputs have sealed ones), record bodies, and the
+/// listing of a log's segment files.
+#[path = "../../crates/wal/tests/common/mod.rs"]
+mod common;
 
-fn body(seq: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|i| ((seq as usize * 31 + i * 7) % 251) as u8 + 1).collect()
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("list log dir")
-        .map(|entry| entry.expect("dir entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
-        .collect();
-    paths.sort();
-    paths
-}
+use common::{body, segment_files, small_segments};
 
 /// A segment file is named for its first seq.
 fn first_seq(path: &Path) -> u64 {
@@ -60,14 +51,14 @@ fuzz_target!(|data: &[u8]| {
         .map(|seq| body(seq, usize::from(lengths.get(seq as usize - 1).copied().unwrap_or(100)) * 7 % 1500))
         .collect();
     let dir = tempfile::tempdir().expect("temp dir");
-    let options = WalOptions::default().sync(SyncPolicy::Never).segment_bytes_max(SEGMENT_BYTES);
+    let options = small_segments().sync(SyncPolicy::Never);
     let wal = Wal::open(dir.path(), options.clone()).expect("open a new log");
     for body in &written {
         wal.append(body).expect("append");
     }
     wal.close().expect("close");
 
-    let files = segments(dir.path());
+    let files = segment_files(dir.path());
     let target = files[usize::from(*segment) % files.len()].clone();
     let intact_below = first_seq(&target);
     damage(&target, *kind, u32::from_le_bytes([*o0, *o1, *o2, *o3]), *lengths.first().unwrap_or(&0));
@@ -85,7 +76,12 @@ fuzz_target!(|data: &[u8]| {
         match entry {
             Ok(entry) => {
                 assert!(entry.seq() >= next_expected, "seqs ascend");
-                assert_eq!(entry.body(), written[entry.seq() as usize - 1].as_slice(), "seq {} reads back", entry.seq());
+                assert_eq!(
+                    entry.body(),
+                    written[entry.seq() as usize - 1].as_slice(),
+                    "seq {} reads back",
+                    entry.seq()
+                );
                 next_expected = entry.seq() + 1;
             }
             Err(Error::Corrupt { path, .. }) => {
