@@ -340,9 +340,7 @@ fn deliver(map: &MapShared, head: u64, bound: u64, batch: &Batch, records: &[Que
         let blocked: Vec<bool> = round
             .iter()
             .zip(round_records)
-            .map(|(planned, record)| {
-                planned.blocked || (!rejected_keys.is_empty() && rejected_keys.contains(record.key.as_str()))
-            })
+            .map(|(planned, record)| planned.blocked || rejected_keys.contains(record.key.as_str()))
             .collect();
         let results = if blocked.contains(&true) {
             let to_send: Vec<QueuedRecord> =
