@@ -57,8 +57,28 @@ pub(crate) fn decode_record_into(seq: u64, body: &[u8], record: &mut QueuedRecor
     record.key.clear();
     record.key.push_str(key);
     record.payload.clear();
-    record.payload.extend_from_slice(payload);
+    append_in_order(&mut record.payload, payload);
     true
+}
+
+/// Appends `src` to `dst` 64 bytes at a time, from first byte to last.
+///
+/// Why not `extend_from_slice`: the payloads a drain or a page decodes come
+/// straight from a mapping the CPU has not read yet, and for payloads of
+/// about 1 KiB glibc's memmove (AVX-512, `__memmove_avx512_unaligned_erms`)
+/// measured 120–190 ms per GiB of them where this loop took 75–90 ms, no
+/// more than reading every byte (70–87 ms). That memmove loads the
+/// source's last 256 bytes before its first ones, which probably costs the
+/// hardware prefetcher its sequential stream.
+fn append_in_order(dst: &mut Vec<u8>, src: &[u8]) {
+    const CHUNK_BYTES: usize = 64;
+    dst.reserve(src.len());
+    let mut chunks = src.chunks_exact(CHUNK_BYTES);
+    for chunk in &mut chunks {
+        let chunk: &[u8; CHUNK_BYTES] = chunk.try_into().expect("a chunk of CHUNK_BYTES");
+        dst.extend_from_slice(chunk);
+    }
+    dst.extend_from_slice(chunks.remainder());
 }
 
 /// The durable state of a map, as the meta log stores it.
@@ -119,6 +139,22 @@ mod tests {
             (9, "USMF|CUST-1", Op::Update, &b"payload"[..])
         );
         assert_eq!(queued.queued_at, at);
+    }
+
+    /// Every length around the chunk size, onto an empty and a non-empty
+    /// buffer, gives the bytes `extend_from_slice` would.
+    #[test]
+    fn append_in_order_copies_every_byte() {
+        let src: Vec<u8> = (0..300u32).map(|i| (i * 7 + 1) as u8).collect();
+        for len in 0..src.len() {
+            for prefix in [&b""[..], &b"key"[..]] {
+                let mut dst = prefix.to_vec();
+                append_in_order(&mut dst, &src[..len]);
+                let mut expected = prefix.to_vec();
+                expected.extend_from_slice(&src[..len]);
+                assert_eq!(dst, expected, "length {len}, prefix {prefix:?}");
+            }
+        }
     }
 
     #[test]
