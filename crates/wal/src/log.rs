@@ -14,7 +14,7 @@ use crate::frame::{self, frame_bytes, FRAME_BODY_BYTES_MAX};
 use crate::reader::{Entry, Reader};
 use crate::release_log::{ReleaseLog, COMPACT_ENTRIES};
 use crate::segment::{encode_header, encode_sidecar, segment_path, sidecar_path, Segment, SEGMENT_HEADER_BYTES};
-use crate::storage::{FsStorage, Storage, StorageFile};
+use crate::storage::{FsStorage, Mapped, Storage, StorageFile};
 use crate::{io_error, Error, Result, SyncPolicy, WalOptions};
 
 /// How far ahead of the appends the active segment is zero-filled under
@@ -818,6 +818,7 @@ impl Inner {
                     sidecar: sidecar_path(&self.dir, segment.first_seq),
                     path: segment.path,
                     file: segment.file,
+                    view: segment.view.map(|(view, _)| view),
                 });
             } else {
                 index += 1;
@@ -970,11 +971,19 @@ pub(crate) struct Released {
     /// The log's handle: a file is removed only while this handle is still
     /// valid (a simulated crash invalidates it; a real one ends the thread).
     file: Arc<dyn StorageFile>,
+    /// The segment's cached read view, dropped with the rest: unmapping a
+    /// 64 MiB segment that was read through costs about 1 ms, which the
+    /// thread releasing records should not pay under the log's lock (a
+    /// catch-up drain spent 5% of its time there).
+    view: Option<Arc<dyn Mapped>>,
 }
 
-/// Removes released segments' sidecars and files; a missing file is already gone.
+/// Removes released segments' sidecars and files (a missing file is
+/// already gone), then unmaps their views.
 fn remove_segment_files(storage: &dyn Storage, released: Vec<Released>) {
     for segment in released {
+        // A reader may still hold the view; then it unmaps when done.
+        let _unmapped_last = segment.view;
         if segment.file.len().is_err() {
             continue;
         }

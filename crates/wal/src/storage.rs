@@ -267,6 +267,9 @@ impl Storage for FsStorage {
 #[derive(Debug, Clone, Default)]
 pub struct SimStorage {
     inner: Arc<Mutex<SimState>>,
+    /// Names of the threads that dropped read views, oldest first (its own
+    /// lock: a view may be dropped anywhere, the state's lock held or not).
+    unmap_threads: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Debug, Default)]
@@ -300,11 +303,21 @@ struct SimHandle {
 }
 
 #[derive(Debug)]
-struct SimMap(Vec<u8>);
+struct SimMap {
+    bytes: Vec<u8>,
+    unmap_threads: Arc<Mutex<Vec<String>>>,
+}
 
 impl Mapped for SimMap {
     fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
+    }
+}
+
+impl Drop for SimMap {
+    fn drop(&mut self) {
+        let name = std::thread::current().name().unwrap_or("unnamed").to_owned();
+        self.unmap_threads.lock().unwrap_or_else(|p| p.into_inner()).push(name);
     }
 }
 
@@ -337,6 +350,17 @@ impl SimStorage {
 
     fn state(&self) -> MutexGuard<'_, SimState> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many read views (`mmap`s on real files) each thread has dropped
+    /// so far, by thread name ("unnamed" for a thread without one).
+    pub fn unmaps_by_thread(&self) -> HashMap<String, usize> {
+        let names = self.unmap_threads.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = HashMap::new();
+        for name in names.iter() {
+            *counts.entry(name.clone()).or_insert(0) += 1;
+        }
+        counts
     }
 
     /// Simulates a power loss: every file reverts to its synced bytes (plus a
@@ -461,7 +485,8 @@ impl StorageFile for SimHandle {
 
     fn map(&self) -> io::Result<Arc<dyn Mapped>> {
         self.storage.check(self.generation)?;
-        Ok(Arc::new(SimMap(self.data().written.clone())))
+        let bytes = self.data().written.clone();
+        Ok(Arc::new(SimMap { bytes, unmap_threads: self.storage.unmap_threads.clone() }))
     }
 
     fn map_is_coherent(&self) -> bool {
