@@ -50,7 +50,7 @@ pub use log::{Wal, WalStats};
 pub use reader::{Entry, Reader};
 pub use recovery::TORN_WRITE_WINDOW_BYTES;
 pub use segment::{SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SEGMENT_VERSION};
-pub use storage::{CrashMode, FsStorage, SimStorage, Storage};
+pub use storage::{CrashMode, FsStorage, SimStorage, Storage, ViewEvent};
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::ahead::{AheadVerifier, Job, AHEAD_BYTES_MIN, AHEAD_SEGMENTS, READER_RUN_BYTES};
+use crate::ahead::{AheadHelper, Job, AHEAD_BYTES_MIN, AHEAD_SEGMENTS, READER_RUN_BYTES};
 use crate::frame::{decode_at, FRAME_HEADER_BYTES};
 use crate::log::{Inner, State};
 use crate::segment::Segment;
@@ -60,7 +60,8 @@ impl fmt::Debug for Entry {
 /// scanned or this process appended get a cheap check of their seq field.
 /// A scan over such segments hands their check to a helper thread that runs
 /// a little ahead (see `ahead.rs`), so the reader thread mostly finds its
-/// frames already checked.
+/// frames already checked; over checked segments the helper maps their
+/// pages ahead instead, so the reader takes no page faults.
 pub struct Reader {
     inner: Arc<Inner>,
     next_seq: u64,
@@ -70,8 +71,9 @@ pub struct Reader {
     failed: bool,
     /// Frames planned per lock acquisition.
     batch_records_max: usize,
-    /// The helper checking frames ahead of this scan, once one was needed.
-    ahead: Option<AheadVerifier>,
+    /// The helper checking frames or mapping pages ahead of this scan, once
+    /// one was needed.
+    ahead: Option<AheadHelper>,
     /// The segments handed to `ahead` lately (the last [`AHEAD_SEGMENTS`] + 1).
     ahead_jobs: VecDeque<Arc<Job>>,
     /// First seq of the last segment considered for `ahead` (0: none).
@@ -338,10 +340,11 @@ impl Reader {
         }
     }
 
-    /// Hands the unverified frames of the next [`AHEAD_SEGMENTS`] sealed
-    /// segments from `start` on to the helper thread (started on first
-    /// need), each segment once, where there are enough of them to be worth
-    /// it. Called for scans only, not point reads.
+    /// Hands the next [`AHEAD_SEGMENTS`] sealed segments from `start` on to
+    /// the helper thread (started on first need), each segment once, where
+    /// there are enough bytes to be worth it: the unverified frames of a
+    /// segment to check, or a checked segment's pages to map. Called for
+    /// scans only, not point reads.
     fn check_ahead(&mut self, state: &mut State, start: usize) -> Result<()> {
         let flushed_end = state.flushed_end;
         let active_first = state.segments.back().map(|s| s.first_seq);
@@ -350,19 +353,22 @@ impl Reader {
                 continue;
             }
             self.ahead_through_seq = segment.first_seq;
-            if segment.is_verified() {
-                continue;
-            }
             let view = segment_view(segment, active_first, flushed_end, segment.end)?;
+            if segment.is_verified() {
+                if segment.end < AHEAD_BYTES_MIN {
+                    continue;
+                }
+                match self.helper() {
+                    Some(ahead) if ahead.populate(view) => continue,
+                    _ => break,
+                }
+            }
             let Some(job) = Job::of(segment, view) else { continue };
             if job.bytes() < AHEAD_BYTES_MIN {
                 continue;
             }
-            if self.ahead.is_none() {
-                self.ahead = AheadVerifier::start();
-            }
             let job = Arc::new(job);
-            match &self.ahead {
+            match self.helper() {
                 Some(ahead) if ahead.submit(job.clone()) => {
                     self.ahead_jobs.push_back(job);
                     if self.ahead_jobs.len() > AHEAD_SEGMENTS + 1 {
@@ -373,6 +379,14 @@ impl Reader {
             }
         }
         Ok(())
+    }
+
+    /// The helper thread, started on first use; `None` if it cannot run.
+    fn helper(&mut self) -> Option<&AheadHelper> {
+        if self.ahead.is_none() {
+            self.ahead = AheadHelper::start();
+        }
+        self.ahead.as_ref()
     }
 }
 

@@ -17,6 +17,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub trait Mapped: Send + Sync + fmt::Debug {
     /// The bytes of the view.
     fn bytes(&self) -> &[u8];
+
+    /// Maps every page of the view now, so that reading it later takes no
+    /// page faults (Linux `MADV_POPULATE_READ`; pages not in the page cache
+    /// are read in). A hint: where it is not supported, or fails, nothing
+    /// happens. Default: nothing.
+    fn populate(&self) {}
 }
 
 /// A file opened through a [`Storage`].
@@ -90,6 +96,13 @@ struct FsMap(memmap2::Mmap);
 impl Mapped for FsMap {
     fn bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    fn populate(&self) {
+        // Errors mean an older kernel (EINVAL) or pages past the file's end
+        // (EFAULT, where a read would fault): the read then faults as usual.
+        #[cfg(target_os = "linux")]
+        let _ = self.0.advise(memmap2::Advice::PopulateRead);
     }
 }
 
@@ -267,9 +280,18 @@ impl Storage for FsStorage {
 #[derive(Debug, Clone, Default)]
 pub struct SimStorage {
     inner: Arc<Mutex<SimState>>,
-    /// Names of the threads that dropped read views, oldest first (its own
-    /// lock: a view may be dropped anywhere, the state's lock held or not).
-    unmap_threads: Arc<Mutex<Vec<String>>>,
+    /// What happened to read views, and on which thread, oldest first (its
+    /// own lock: a view may be dropped anywhere, the state's lock held or not).
+    view_events: Arc<Mutex<Vec<(ViewEvent, String)>>>,
+}
+
+/// Something that happened to a read view of a [`SimStorage`] file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewEvent {
+    /// [`Mapped::populate`] was called.
+    Populated,
+    /// The view was dropped (a real view would be unmapped).
+    Unmapped,
 }
 
 #[derive(Debug, Default)]
@@ -305,19 +327,29 @@ struct SimHandle {
 #[derive(Debug)]
 struct SimMap {
     bytes: Vec<u8>,
-    unmap_threads: Arc<Mutex<Vec<String>>>,
+    view_events: Arc<Mutex<Vec<(ViewEvent, String)>>>,
+}
+
+impl SimMap {
+    fn record(&self, event: ViewEvent) {
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_owned();
+        self.view_events.lock().unwrap_or_else(|p| p.into_inner()).push((event, thread));
+    }
 }
 
 impl Mapped for SimMap {
     fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+
+    fn populate(&self) {
+        self.record(ViewEvent::Populated);
+    }
 }
 
 impl Drop for SimMap {
     fn drop(&mut self) {
-        let name = std::thread::current().name().unwrap_or("unnamed").to_owned();
-        self.unmap_threads.lock().unwrap_or_else(|p| p.into_inner()).push(name);
+        self.record(ViewEvent::Unmapped);
     }
 }
 
@@ -352,13 +384,14 @@ impl SimStorage {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// How many read views (`mmap`s on real files) each thread has dropped
-    /// so far, by thread name ("unnamed" for a thread without one).
-    pub fn unmaps_by_thread(&self) -> HashMap<String, usize> {
-        let names = self.unmap_threads.lock().unwrap_or_else(|p| p.into_inner());
+    /// How many times `event` happened so far to read views (`mmap`s on
+    /// real files), by the name of the thread it happened on ("unnamed" for
+    /// a thread without one).
+    pub fn view_events_by_thread(&self, event: ViewEvent) -> HashMap<String, usize> {
+        let events = self.view_events.lock().unwrap_or_else(|p| p.into_inner());
         let mut counts = HashMap::new();
-        for name in names.iter() {
-            *counts.entry(name.clone()).or_insert(0) += 1;
+        for (_, thread) in events.iter().filter(|(happened, _)| *happened == event) {
+            *counts.entry(thread.clone()).or_insert(0) += 1;
         }
         counts
     }
@@ -486,7 +519,7 @@ impl StorageFile for SimHandle {
     fn map(&self) -> io::Result<Arc<dyn Mapped>> {
         self.storage.check(self.generation)?;
         let bytes = self.data().written.clone();
-        Ok(Arc::new(SimMap { bytes, unmap_threads: self.storage.unmap_threads.clone() }))
+        Ok(Arc::new(SimMap { bytes, view_events: self.storage.view_events.clone() }))
     }
 
     fn map_is_coherent(&self) -> bool {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{body, read_all};
-use pauselog_wal::storage::{SimStorage, Storage};
+use pauselog_wal::storage::{SimStorage, Storage, ViewEvent};
 use pauselog_wal::{SyncPolicy, Wal, WalOptions};
 
 /// Measured on a catch-up drain of 1 GiB: the releasing thread spent 5% of
@@ -27,16 +27,16 @@ fn released_segments_are_unmapped_by_the_janitor() {
     wal.sync().expect("sync");
     assert_eq!(read_all(&wal).len(), 40, "the read maps every segment");
     let releasing_thread = std::thread::current().name().expect("a test thread has a name").to_owned();
-    let before = sim.unmaps_by_thread().get(&releasing_thread).copied().unwrap_or(0);
+    let before = sim.view_events_by_thread(ViewEvent::Unmapped).get(&releasing_thread).copied().unwrap_or(0);
 
     wal.release(1..=30).expect("release the first segments");
-    let by_thread = sim.unmaps_by_thread();
+    let by_thread = sim.view_events_by_thread(ViewEvent::Unmapped);
     assert_eq!(
         by_thread.get(&releasing_thread).copied().unwrap_or(0),
         before,
         "release() unmapped a segment: {by_thread:?}"
     );
     wal.settle();
-    let by_thread = sim.unmaps_by_thread();
+    let by_thread = sim.view_events_by_thread(ViewEvent::Unmapped);
     assert!(by_thread.get("pauselog-wal-janitor").is_some_and(|&count| count > 0), "{by_thread:?}");
 }
