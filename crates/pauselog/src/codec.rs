@@ -66,10 +66,11 @@ pub(crate) fn decode_record_into(seq: u64, body: &[u8], record: &mut QueuedRecor
 /// Why not `extend_from_slice`: the payloads a drain or a page decodes come
 /// straight from a mapping the CPU has not read yet, and for payloads of
 /// about 1 KiB glibc's memmove (AVX-512, `__memmove_avx512_unaligned_erms`)
-/// measured 120–190 ms per GiB of them where this loop took 75–90 ms, no
-/// more than reading every byte (70–87 ms). That memmove loads the
-/// source's last 256 bytes before its first ones, which probably costs the
-/// hardware prefetcher its sequential stream.
+/// measured 99–191 ms per GiB of them where this loop took 71–109 ms,
+/// about what reading every byte takes (66–87 ms). For these sizes that
+/// memmove loads the source's first 64 and last 256 bytes before it loops
+/// over the rest, which probably costs the hardware prefetcher its
+/// sequential stream.
 fn append_in_order(dst: &mut Vec<u8>, src: &[u8]) {
     const CHUNK_BYTES: usize = 64;
     dst.reserve(src.len());
