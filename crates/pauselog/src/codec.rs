@@ -31,7 +31,14 @@ pub(crate) fn encode_record(record: &Record, queued_at: SystemTime) -> Vec<u8> {
 /// The integration key of an encoded record, without copying the payload.
 pub(crate) fn decode_key(body: &[u8]) -> Option<&str> {
     let key_len = u32::from_le_bytes(body.get(9..13)?.try_into().ok()?) as usize;
-    std::str::from_utf8(body.get(RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + key_len)?).ok()
+    let key = body.get(RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + key_len)?;
+    if key.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8. Integration keys are mostly
+        // ASCII, and this check reads 8 bytes at a time where
+        // `str::from_utf8` took 3% of a catch-up drain.
+        return Some(unsafe { std::str::from_utf8_unchecked(key) });
+    }
+    std::str::from_utf8(key).ok()
 }
 
 /// Decodes a data log body into a queued record.
@@ -156,6 +163,20 @@ mod tests {
                 assert_eq!(dst, expected, "length {len}, prefix {prefix:?}");
             }
         }
+    }
+
+    /// The ASCII fast path and the general UTF-8 check give the same keys,
+    /// and a key that is not UTF-8 does not decode.
+    #[test]
+    fn keys_decode_ascii_or_not() {
+        for key in ["USMF|CUST-1", "", "Müller|Straße-7", "客户-42"] {
+            let body = encode_record(&Record::new(key, Op::Update, b"p".to_vec()), std::time::UNIX_EPOCH);
+            assert_eq!(decode_key(&body), Some(key));
+        }
+        let mut body = encode_record(&Record::new("ab", Op::Update, Vec::new()), std::time::UNIX_EPOCH);
+        body[RECORD_HEADER_BYTES] = 0xff;
+        assert_eq!(decode_key(&body), None);
+        assert!(decode_record(1, &body).is_none());
     }
 
     #[test]
