@@ -82,9 +82,10 @@ const ROUND_KEY_BITS: usize = 8192;
 
 /// The keys of the current round, as one bit per key hash (its low bits).
 /// Two keys on one bit read as a repeat, which only ends the round early:
-/// with the 125 keys of an average round over 10,000 random keys, 1.5% of
-/// records. Why not a hash set: between two records the payloads streaming
-/// through the cache evicted its buckets; these 16 cache lines stay.
+/// a record that finds 125 keys in the round (an average round over 10,000
+/// random keys) collides with one of them with probability 1.5%. Why not a
+/// hash set: between two records the payloads streaming through the cache
+/// evicted its buckets; these 16 cache lines stay.
 struct RoundKeys {
     bits: Box<[u64; ROUND_KEY_BITS / 64]>,
 }

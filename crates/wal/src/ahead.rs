@@ -23,7 +23,7 @@
 //! helper only maps its pages ahead of the reader ([`Mapped::populate`]), so
 //! the reader takes no page faults. Measured on a 1 GiB drain: page faults
 //! were 10% of the replay thread's time, and populating ahead took the
-//! median drain from 177 to 160 ms over 8 alternating runs.
+//! median drain from 181 to 151 ms over 8 alternating pairs of runs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
