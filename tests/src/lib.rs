@@ -165,6 +165,24 @@ impl Destination for TestDest {
     }
 }
 
+/// Asserts that every key's records appear in `records` in strictly
+/// increasing seq order (R18: per key; with several lanes the keys
+/// interleave freely).
+pub fn assert_per_key_order(records: &[QueuedRecord], context: &str) {
+    let mut last: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for record in records {
+        if let Some(previous) = last.insert(record.key.as_str(), record.seq) {
+            assert!(previous < record.seq, "{context}: key {} got seq {} after seq {previous}", record.key, record.seq);
+        }
+    }
+}
+
+/// `seqs`, sorted.
+pub fn sorted(mut seqs: Vec<u64>) -> Vec<u64> {
+    seqs.sort_unstable();
+    seqs
+}
+
 /// Opens map `name` with `config` on `engine`, delivering to `dest`.
 pub fn open_map(engine: &Engine, name: &str, config: MapConfig, dest: &Arc<TestDest>) -> TableMap {
     engine.table_map(name, config, dest.clone()).expect("table map opens")

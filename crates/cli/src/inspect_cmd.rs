@@ -316,7 +316,7 @@ pub fn state_text(state: &MapState) -> String {
 pub fn pause_reason(reason: PauseReason) -> &'static str {
     match reason {
         PauseReason::Manual => "Manual",
-        PauseReason::Window => "Window",
+        PauseReason::Window { .. } => "Window",
         PauseReason::DestinationUnavailable => "DestinationUnavailable",
     }
 }

@@ -148,8 +148,15 @@ fn verify_reports_damage_early_in_the_active_segment() {
     let dir = temp.path().join("data");
     let output = pauselog(&["demo", "--records", "2000", "--dir", dir_arg(&dir)]);
     assert!(output.status.success(), "demo failed:\n{}", text(&output));
-    let active = dir.join("maps/customers/data/00000000000000000001.seg");
-    let mut bytes = std::fs::read(&active).expect("the only segment, 64 MiB default");
+    let data = dir.join("maps/customers/data");
+    let mut segments: Vec<_> = std::fs::read_dir(&data)
+        .expect("the data log")
+        .map(|entry| entry.expect("an entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .collect();
+    segments.sort();
+    let active = segments.last().expect("an active segment").clone();
+    let mut bytes = std::fs::read(&active).expect("the active segment");
     let body_len = u32::from_le_bytes(bytes[32..36].try_into().expect("4 bytes")) as usize;
     bytes[32 + 16 + body_len - 1] ^= 0xFF;
     std::fs::write(&active, &bytes).expect("segment writable");

@@ -1,21 +1,32 @@
-//! What the engine stores in its logs.
+//! What the data log stores.
 //!
 //! Data log body (one queued record), little-endian:
-//! `op: u8 | queued_at_nanos: u64 | key_len: u32 | key | payload`.
+//! `op: u8 | queued_at_nanos: u64 | key_len: u32 | key | payload`, with
+//! `op` 1 create, 2 update, 3 delete.
 //!
-//! Meta log body: a bincode-encoded [`MetaEvent`]. The meta log is the
-//! durable record of states, the replay position and the catch-up errors
-//! (R19a); replaying it from the last snapshot rebuilds them.
+//! A body of the single byte 0 is a **seq marker**: it holds no record. A
+//! record delivered live while its map catches up (R23) takes its seq
+//! from the data log this way, so that every seq the map hands out, live or
+//! queued, comes from one sequence (R21); the marker is released as soon as
+//! it is appended and is never queued, listed or delivered. One that
+//! survives a crash unreleased is released when the map is opened.
+//!
+//! The meta log's format is in [`crate::meta`].
 
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
-
 use crate::clock::{from_nanos, to_nanos};
-use crate::errors_table::ErrorRun;
-use crate::{Limit, Op, PauseReason, QueuedRecord, Record};
+use crate::{Op, QueuedRecord, Record};
 
 const RECORD_HEADER_BYTES: usize = 1 + 8 + 4;
+
+/// The body of a seq marker (see the module docs).
+pub(crate) const MARKER_BODY: [u8; 1] = [0];
+
+/// True if `body` is a seq marker, not a record.
+pub(crate) fn is_marker(body: &[u8]) -> bool {
+    body == MARKER_BODY
+}
 
 /// Encodes a record for the data log.
 pub(crate) fn encode_record(record: &Record, queued_at: SystemTime) -> Vec<u8> {
@@ -89,48 +100,6 @@ fn append_in_order(dst: &mut Vec<u8>, src: &[u8]) {
     dst.extend_from_slice(chunks.remainder());
 }
 
-/// The durable state of a map, as the meta log stores it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum StoredState {
-    Running,
-    Paused { since_nanos: u64, reason: PauseReason },
-    CatchingUp,
-}
-
-/// One change to a map's durable state, applied atomically.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Commit {
-    /// New state, if it changed.
-    pub state: Option<StoredState>,
-    /// New blocked cap (Some(None) clears it).
-    pub blocked: Option<Option<Limit>>,
-    /// New replay head: every seq below it has left the queue.
-    pub head: Option<u64>,
-    /// Entries added to the catch-up errors.
-    pub add_errors: Vec<ErrorRun>,
-    /// Inclusive seq ranges that left the catch-up errors.
-    pub remove_errors: Vec<(u64, u64)>,
-    /// Entries whose metadata changed (replace the covered seqs).
-    pub update_errors: Vec<ErrorRun>,
-}
-
-/// A meta log entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum MetaEvent {
-    /// A change.
-    Commit(Commit),
-    /// Everything at once; earlier entries are obsolete.
-    Snapshot { state: StoredState, blocked: Option<Limit>, head: u64, errors: Vec<ErrorRun> },
-}
-
-pub(crate) fn encode_event(event: &MetaEvent) -> Vec<u8> {
-    bincode::serialize(event).expect("meta events are plain data and always serialize")
-}
-
-pub(crate) fn decode_event(body: &[u8]) -> Option<MetaEvent> {
-    bincode::deserialize(body).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +146,15 @@ mod tests {
         body[RECORD_HEADER_BYTES] = 0xff;
         assert_eq!(decode_key(&body), None);
         assert!(decode_record(1, &body).is_none());
+    }
+
+    #[test]
+    fn a_marker_is_not_a_record() {
+        assert!(is_marker(&MARKER_BODY));
+        assert!(decode_record(1, &MARKER_BODY).is_none());
+        assert_eq!(decode_key(&MARKER_BODY), None);
+        let body = encode_record(&Record::new("k", Op::Create, Vec::new()), std::time::UNIX_EPOCH);
+        assert!(!is_marker(&body));
     }
 
     #[test]

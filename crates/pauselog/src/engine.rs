@@ -30,7 +30,8 @@ use crate::{Destination, Error, MapConfig, Result, SyncPolicy};
 /// let map = engine.table_map("customers", MapConfig::default(), Arc::new(Accept))?;
 /// assert_eq!(map.submit(Record::new("USMF|CUST-1", Op::Update, b"v1".to_vec()))?, Submitted::Live);
 /// map.pause()?;
-/// assert_eq!(map.submit(Record::new("USMF|CUST-1", Op::Update, b"v2".to_vec()))?, Submitted::Queued { seq: 1 });
+/// // The live record took seq 1: one sequence for live and queued records (R21).
+/// assert_eq!(map.submit(Record::new("USMF|CUST-1", Op::Update, b"v2".to_vec()))?, Submitted::Queued { seq: 2 });
 /// # drop(map);
 /// engine.close()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())

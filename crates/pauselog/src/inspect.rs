@@ -8,8 +8,8 @@ use std::time::SystemTime;
 use pauselog_index::KeyIndex;
 use pauselog_wal::{Wal, WalOptions};
 
-use crate::codec::StoredState;
 use crate::map::{page_limit, validate_key};
+use crate::meta::StoredState;
 use crate::open::{read_durable, rebuild_indexes, Durable};
 use crate::{views, CatchupError, Error, Limit, MapState, Page, Query, QueuedRecord, Result};
 

@@ -47,6 +47,7 @@ mod error;
 mod errors_table;
 mod inspect;
 mod map;
+mod meta;
 mod open;
 mod replay;
 mod retry;

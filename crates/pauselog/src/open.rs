@@ -1,15 +1,15 @@
 //! Opening a table map: replaying its meta log, reconciling the data log
-//! with it, and loading (or rebuilding) the key indexes (R4, R19a).
+//! with it, and loading (or rebuilding) the key indexes (R4, R19a, R21).
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::Arc;
 
 use pauselog_index::KeyIndex;
 use pauselog_wal::{SyncPolicy, Wal, WalOptions};
 
-use crate::codec::{self, Commit, MetaEvent, StoredState};
+use crate::codec;
 use crate::errors_table::ErrorTable;
-use crate::map::{Core, DrainRate, EngineCtx, MapShared};
+use crate::map::{validate_config, Core, CoreParts, EngineCtx, MapShared, SeqState};
+use crate::meta::{self, Commit, MetaEvent, StoredState, WindowMark};
 use crate::{Destination, Error, Limit, MapConfig, PauseRule, Result};
 
 /// Meta log segment size: small, so compaction frees space early.
@@ -22,19 +22,28 @@ pub(crate) struct Durable {
     pub blocked: Option<Limit>,
     pub head: u64,
     pub errors: ErrorTable,
+    /// Every seq the map may have handed out is at or below this (R21).
+    pub seq_reserved: u64,
+    /// Every window mark recorded, by window.
+    pub windows: Vec<WindowMark>,
 }
 
 impl Durable {
     fn apply(&mut self, event: MetaEvent) {
         match event {
-            MetaEvent::Snapshot { state, blocked, head, errors } => {
-                self.state = state;
-                self.blocked = blocked;
-                self.head = head;
+            MetaEvent::Snapshot(snapshot) => {
+                self.state = snapshot.state;
+                self.blocked = snapshot.blocked;
+                self.head = snapshot.head;
                 self.errors.clear();
-                for run in errors {
+                for run in snapshot.errors {
                     self.errors.add(run);
                 }
+                if let Some(seq) = snapshot.seq_reserved {
+                    self.seq_reserved = seq;
+                }
+                self.windows.clear();
+                self.apply_windows(snapshot.windows);
             }
             MetaEvent::Commit(commit) => self.apply_commit(commit),
         }
@@ -59,6 +68,37 @@ impl Durable {
         for run in commit.update_errors {
             self.errors.add(run);
         }
+        if let Some(seq) = commit.seq_reserved {
+            self.seq_reserved = seq;
+        }
+        self.apply_windows(commit.windows);
+    }
+
+    fn apply_windows(&mut self, marks: Vec<WindowMark>) {
+        for mark in marks {
+            let same = |m: &WindowMark| m.start_nanos == mark.start_nanos && m.end_nanos == mark.end_nanos;
+            match self.windows.iter_mut().find(|m| same(m)) {
+                Some(known) => *known = mark,
+                None => self.windows.push(mark),
+            }
+        }
+    }
+
+    /// The marks of the configured windows, in the config's order (a window
+    /// never seen before starts unmarked).
+    fn marks_for(&self, config: &MapConfig) -> Vec<WindowMark> {
+        config
+            .rules
+            .iter()
+            .filter_map(|rule| match rule {
+                PauseRule::Window { start, end, .. } => Some(meta::window_mark(*start, *end, false, false)),
+                PauseRule::DestinationUnavailable { .. } => None,
+            })
+            .map(|fresh| {
+                let same = |m: &&WindowMark| m.start_nanos == fresh.start_nanos && m.end_nanos == fresh.end_nanos;
+                self.windows.iter().find(same).copied().unwrap_or(fresh)
+            })
+            .collect()
     }
 }
 
@@ -68,6 +108,7 @@ pub(crate) fn open_map(
     config: MapConfig,
     destination: Arc<dyn Destination>,
 ) -> Result<Arc<MapShared>> {
+    validate_config(name, &config)?;
     let dir = ctx.dir.join("maps").join(name);
     let wal_error = |e| Error::from_wal(name, e);
     let data_options = WalOptions::default().sync(ctx.sync).segment_bytes_max(ctx.segment_bytes_max);
@@ -88,15 +129,13 @@ pub(crate) fn open_map(
     let head = durable.head;
     release_stale(&data, &durable).map_err(wal_error)?;
     let (queue, errors) = load_indexes(ctx, name, &meta, &data, &durable)?;
+    // Computed after the indexes: loading them releases stray seq markers.
     let queue_bytes = if head <= tail { data.range_bytes(head..=tail) } else { 0 };
     // After `release_stale`, the only live records below head are errors.
     let error_bytes = if head > 1 { data.range_bytes(1..=head - 1) } else { 0 };
-
-    let now = ctx.clock.now();
-    let window_count = config.rules.len();
-    let window_started =
-        config.rules.iter().map(|rule| matches!(rule, PauseRule::Window { end, .. } if now >= *end)).collect();
-    let core = Core {
+    let seqs =
+        SeqState { live_next: (durable.seq_reserved + 1).max(data.next_seq()), reserved_through: durable.seq_reserved };
+    let core = Core::new(CoreParts {
         state: durable.state,
         blocked: durable.blocked,
         head,
@@ -104,53 +143,40 @@ pub(crate) fn open_map(
         queue,
         queue_bytes,
         errors,
-        error_table: durable.errors,
+        error_table: durable.errors.clone(),
         error_bytes,
-        replayed: 0,
-        delivering: false,
-        generation: 1,
-        consecutive_unavailable: 0,
-        last_error: None,
-        drain: DrainRate::default(),
-        window_started,
-        window_ended: vec![false; window_count],
-    };
-    tracing::info!(map = name, state = ?core.state, queued = core.queue.len(), errors = core.errors.len(), "table map opened");
-    let catching_up = core.state == StoredState::CatchingUp;
-    let map = Arc::new(MapShared {
-        name: name.to_owned(),
-        config,
-        ctx: ctx.clone(),
-        data,
-        meta,
-        destination: RwLock::new(destination),
-        core: Mutex::new(core),
-        changed: Condvar::new(),
-        workers: Mutex::new(Vec::new()),
-        jobs: Mutex::new(Vec::new()),
-        closed: AtomicBool::new(false),
-        queueing_hint: AtomicBool::new(false),
+        windows: durable.marks_for(&config),
+        seqs,
     });
+    tracing::info!(map = name, state = ?core.state, queued = core.queue.len(), errors = core.errors.len(), "table map opened");
+    let map = Arc::new(MapShared::new(name, config, ctx, data, meta, destination, core));
     {
-        let core = map.lock();
+        let mut core = map.lock()?;
         map.compact_meta_if_needed(&core)?;
-    }
-    if catching_up {
-        // R4: a map that was catching up continues once its destination is attached.
-        map.spawn_replay(1)?;
+        if core.state == StoredState::CatchingUp {
+            // R4: a map that was catching up continues once its destination is attached.
+            map.spawn_replay(&mut core)?;
+        }
     }
     Ok(map)
 }
 
 /// Replays the meta log from its last snapshot.
 pub(crate) fn read_durable(name: &str, meta: &Wal) -> Result<Durable> {
-    let mut durable = Durable { state: StoredState::Running, blocked: None, head: 1, errors: ErrorTable::default() };
+    let mut durable = Durable {
+        state: StoredState::Running,
+        blocked: None,
+        head: 1,
+        errors: ErrorTable::default(),
+        seq_reserved: 0,
+        windows: Vec::new(),
+    };
     for entry in meta.reader(1) {
         let entry = entry.map_err(|e| Error::from_wal(name, e))?;
-        let event = codec::decode_event(entry.body()).ok_or_else(|| Error::Corrupt {
+        let event = meta::decode_event(entry.body()).map_err(|reason| Error::Corrupt {
             path: meta.dir().to_path_buf(),
             offset: 0,
-            reason: format!("meta event seq {} passed its CRC but does not decode", entry.seq()),
+            reason: format!("meta event seq {} passed its CRC but does not decode: {reason}", entry.seq()),
         })?;
         durable.apply(event);
     }
@@ -179,6 +205,7 @@ fn release_stale(data: &Wal, durable: &Durable) -> pauselog_wal::Result<()> {
 
 /// Loads the checkpointed indexes when they match the meta log, replaying
 /// only the data appended after them; otherwise rebuilds from the data log.
+/// Seq markers found live (their release lost to a crash) are released.
 fn load_indexes(
     ctx: &EngineCtx,
     name: &str,
@@ -191,38 +218,57 @@ fn load_indexes(
     let store = &ctx.index_store;
     let queue_saved = store.load(&format!("{name}/queue")).unwrap_or(None);
     let errors_saved = store.load(&format!("{name}/errors")).unwrap_or(None);
-    let wal_error = |e| Error::from_wal(name, e);
-    let undecodable = |seq: u64| Error::Corrupt {
-        path: data.dir().to_path_buf(),
-        offset: 0,
-        reason: format!("record seq {seq} passed its CRC but its key does not decode"),
-    };
-    if let (Some((mut queue, queue_checkpoint)), Some((errors, errors_checkpoint))) = (queue_saved, errors_saved) {
-        let fresh = queue_checkpoint.tag == meta_last
-            && errors_checkpoint.tag == meta_last
-            && queue_checkpoint.applied_through <= tail;
-        if fresh {
+    let mut markers = Vec::new();
+    let indexes = match (queue_saved, errors_saved) {
+        (Some((mut queue, queue_checkpoint)), Some((mut errors, errors_checkpoint)))
+            if queue_checkpoint.tag == meta_last
+                && errors_checkpoint.tag == meta_last
+                && queue_checkpoint.applied_through <= tail =>
+        {
             let from = (queue_checkpoint.applied_through + 1).max(durable.head);
-            for entry in data.reader(from) {
-                let entry = entry.map_err(wal_error)?;
-                let key = codec::decode_key(entry.body()).ok_or_else(|| undecodable(entry.seq()))?;
-                queue.insert(key, entry.seq()).map_err(Error::from_index)?;
-            }
+            scan_into(name, data, from, durable, &mut queue, &mut errors, &mut markers)?;
             tracing::debug!(map = name, "indexes loaded from checkpoint");
-            return Ok((queue, errors));
+            (queue, errors)
         }
+        _ => {
+            tracing::info!(map = name, "rebuilding indexes from the data log");
+            let (mut queue, mut errors) = (KeyIndex::new(), KeyIndex::new());
+            scan_into(name, data, 1, durable, &mut queue, &mut errors, &mut markers)?;
+            (queue, errors)
+        }
+    };
+    for seq in markers {
+        data.release(seq..=seq).map_err(|e| Error::from_wal(name, e))?;
     }
-    tracing::info!(map = name, "rebuilding indexes from the data log");
-    rebuild_indexes(name, data, durable)
+    Ok(indexes)
 }
 
 /// Scans the data log: records at or after head are queued, earlier ones
-/// covered by an error run are catch-up errors.
+/// covered by an error run are catch-up errors (R19a).
 pub(crate) fn rebuild_indexes(name: &str, data: &Wal, durable: &Durable) -> Result<(KeyIndex, KeyIndex)> {
     let (mut queue, mut errors) = (KeyIndex::new(), KeyIndex::new());
-    for entry in data.reader(1) {
+    scan_into(name, data, 1, durable, &mut queue, &mut errors, &mut Vec::new())?;
+    Ok((queue, errors))
+}
+
+/// Adds the live records from `from` on to the indexes; collects the seqs
+/// of seq markers, which are never indexed.
+fn scan_into(
+    name: &str,
+    data: &Wal,
+    from: u64,
+    durable: &Durable,
+    queue: &mut KeyIndex,
+    errors: &mut KeyIndex,
+    markers: &mut Vec<u64>,
+) -> Result<()> {
+    for entry in data.reader(from) {
         let entry = entry.map_err(|e| Error::from_wal(name, e))?;
         let seq = entry.seq();
+        if codec::is_marker(entry.body()) {
+            markers.push(seq);
+            continue;
+        }
         let key = codec::decode_key(entry.body()).ok_or_else(|| Error::Corrupt {
             path: data.dir().to_path_buf(),
             offset: 0,
@@ -234,5 +280,5 @@ pub(crate) fn rebuild_indexes(name: &str, data: &Wal, durable: &Durable) -> Resu
             errors.insert(key, seq).map_err(Error::from_index)?;
         }
     }
-    Ok((queue, errors))
+    Ok(())
 }

@@ -61,11 +61,16 @@ impl Record {
     }
 }
 
-/// A record as stored: with its sequence number and queue time.
+/// A record as the destination receives it (and as the queue stores it):
+/// with its sequence number and queue time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedRecord {
-    /// Strictly increasing per table map, never reused; the idempotency key
-    /// the destination may dedupe on. 0 for a live (never queued) delivery.
+    /// The record's version (R21): every record a map delivers, live or
+    /// queued, gets one from a single per-map sequence that strictly
+    /// increases in submit order and is never reused, across crashes too.
+    /// It is the idempotency key the destination may dedupe on, and the
+    /// version for last-writer-wins: apply a record only when its seq is
+    /// greater than the one stored for its key.
     pub seq: u64,
     /// The integration key.
     pub key: String,
@@ -73,7 +78,7 @@ pub struct QueuedRecord {
     pub op: Op,
     /// The payload.
     pub payload: Vec<u8>,
-    /// When it was queued, on the engine's clock.
+    /// When it was submitted (queued, or delivered live), on the engine's clock.
     pub queued_at: SystemTime,
 }
 
@@ -94,8 +99,15 @@ pub enum Submitted {
 pub enum PauseReason {
     /// An operator called `pause`.
     Manual,
-    /// A maintenance window rule.
-    Window,
+    /// The maintenance window rule with this start and end. A map paused by
+    /// a window before the window was recorded (an older data directory)
+    /// shows the Unix epoch for both.
+    Window {
+        /// The window's start (engine clock).
+        start: SystemTime,
+        /// The window's end.
+        end: SystemTime,
+    },
     /// The destination-health rule.
     DestinationUnavailable,
 }
@@ -156,6 +168,8 @@ pub enum PauseRule {
         resume: Option<ResumeMode>,
     },
     /// Pause when this many consecutive live writes answer `Unavailable`.
+    /// A map takes at most one such rule (a second is refused when the map
+    /// is opened): two thresholds on one count would only mean the smaller.
     DestinationUnavailable {
         /// How many in a row.
         consecutive: u32,
@@ -269,8 +283,24 @@ pub struct MapConfig {
     pub key_ordering: KeyOrdering,
     /// Automatic pause rules. Default: none.
     pub rules: Vec<PauseRule>,
-    /// Most records per replay batch. Default: 1024.
+    /// Most records per `deliver_batch` call of the catch-up and of retry
+    /// jobs (per lane). Default: 1024.
     pub replay_batch_records: usize,
+    /// Most record bytes (key and payload) per `deliver_batch` call; a
+    /// single larger record still goes alone. Default: 4 MiB.
+    pub replay_batch_bytes: usize,
+    /// Parallel key lanes of the catch-up and of retry jobs (R22): records
+    /// are split by a hash of their integration key; each lane delivers its
+    /// records in seq order with one call in flight, so up to `lanes` calls
+    /// are in flight per map. 1 delivers from the replay thread itself.
+    /// Default: 8 (see BENCHMARKS.md: against a destination that costs a
+    /// round trip per call, the drain grows with the lanes).
+    pub lanes: usize,
+    /// During catch-up, deliver a new record live at once when its key has
+    /// nothing queued, nothing in flight and no catch-up errors, instead of
+    /// queueing it behind the backlog (R23). Per-key order holds either
+    /// way. Default: false.
+    pub live_pass_through: bool,
     /// First and largest backoff after an `Unavailable` answer during replay.
     /// Default: 10 ms and 5 s.
     pub backoff_min: Duration,
@@ -287,6 +317,9 @@ impl Default for MapConfig {
             key_ordering: KeyOrdering::Strict,
             rules: Vec::new(),
             replay_batch_records: 1024,
+            replay_batch_bytes: 4 << 20,
+            lanes: 8,
+            live_pass_through: false,
             backoff_min: Duration::from_millis(10),
             backoff_max: Duration::from_secs(5),
         }
@@ -324,4 +357,9 @@ pub struct MapStats {
     pub error_bytes: u64,
     /// Last delivery error seen by the replay, if it is stalled or failed.
     pub last_error: Option<String>,
+    /// Lanes with a `deliver_batch` call in flight (while catching up).
+    pub lanes_busy: u32,
+    /// Records delivered live during catch-up instead of queued (R23),
+    /// since the map was opened.
+    pub passed_through: u64,
 }

@@ -248,9 +248,10 @@ fn paused_map_with_concurrent_writers_keeps_every_acknowledged_record() {
         let seqs: Vec<u64> = queued.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "round {round}");
         assert_eq!(map.stats().queued_records, seqs.len() as u64);
-        // The map takes new records after its seqs, never reusing one.
+        // The map takes new records after its seqs, never reusing one: after
+        // a crash, past the block of seqs it had reserved (R21).
         let Submitted::Queued { seq } = map.submit(rec("after", 0)).unwrap() else { panic!("paused") };
-        assert_eq!(seq, seqs.len() as u64 + 1);
+        assert!(seq > seqs.len() as u64, "round {round}: seq {seq} reused");
         drop(map);
         engine.close().unwrap();
     }
@@ -282,8 +283,9 @@ fn catching_up_map_finishes_after_a_crash_delivering_every_acknowledged_record_i
         wait_running(&map);
         let delivered_after = dest.delivered();
         let after_seqs: Vec<u64> = delivered_after.iter().map(|r| r.seq).collect();
-        // R18: in seq order, and the engine itself delivers nothing twice.
-        assert!(after_seqs.windows(2).all(|w| w[0] < w[1]), "round {round}: {after_seqs:?}");
+        // R18: in seq order per key, and the engine itself delivers nothing twice.
+        assert_per_key_order(&delivered_after, &format!("round {round}"));
+        assert!(sorted(after_seqs.clone()).windows(2).all(|w| w[0] < w[1]), "round {round}: {after_seqs:?}");
         for record in &delivered_after {
             if let Some(expected) = acked.get(&record.seq) {
                 assert_eq!(&key_payload(record), expected, "round {round}: seq {}", record.seq);
@@ -297,9 +299,10 @@ fn catching_up_map_finishes_after_a_crash_delivering_every_acknowledged_record_i
             );
         }
         // Redelivered: only what the replay had delivered but not committed
-        // when it was killed, i.e. part of one batch.
+        // when it was killed: at most its window (4 batches per lane).
         let redelivered: Vec<u64> = after.intersection(&delivered_before).copied().collect();
-        assert!(redelivered.len() <= CATCH_UP_BATCH_RECORDS, "round {round}: redelivered {redelivered:?}");
+        let window = MapConfig::default().lanes * CATCH_UP_BATCH_RECORDS * 4;
+        assert!(redelivered.len() <= window, "round {round}: redelivered {redelivered:?}");
         assert_eq!(map.stats().queued_records, 0);
         drop(map);
         engine.close().unwrap();

@@ -28,12 +28,14 @@ fn pausing_catch_up_keeps_the_rest_queued_in_order() {
     let delivered = dest.delivered_seqs();
     let page = map.queued(&Query::default().limit(1000)).unwrap();
     let queued: Vec<u64> = page.items.iter().map(|r| r.seq).collect();
+    assert!(queued.windows(2).all(|w| w[0] < w[1]), "the rest stays queued in seq order");
     let mut all = delivered.clone();
     all.extend(&queued);
-    assert_eq!(all, (1..=100).collect::<Vec<u64>>(), "delivered prefix + queued rest = everything, once, in order");
-    assert_eq!(delivered, (1..=20).collect::<Vec<u64>>(), "the replay stopped where it was");
+    assert_eq!(sorted(all), (1..=100).collect::<Vec<u64>>(), "delivered + queued rest = everything, once");
+    assert_eq!(delivered.len(), 20, "the replay stopped where it was");
     map.resume(ResumeMode::CatchUp).unwrap();
     wait_running(map);
-    assert_eq!(dest.delivered_seqs(), (1..=100).collect::<Vec<u64>>());
+    assert_eq!(sorted(dest.delivered_seqs()), (1..=100).collect::<Vec<u64>>());
+    assert_per_key_order(&dest.delivered(), "across the pause");
     assert!(matches!(map.state(), MapState::Running));
 }

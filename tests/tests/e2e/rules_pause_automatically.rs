@@ -22,7 +22,10 @@ fn window_pauses_at_start_and_resumes_at_end() {
     assert_eq!(map.state(), MapState::Running, "before the window");
     clock.set(start);
     engine.tick();
-    assert_eq!(map.state(), MapState::Paused { since: start, reason: PauseReason::Window, blocked: None });
+    assert_eq!(
+        map.state(),
+        MapState::Paused { since: start, reason: PauseReason::Window { start, end }, blocked: None }
+    );
     assert!(matches!(map.submit(rec("K", 1)).unwrap(), Submitted::Queued { .. }));
     clock.set(end);
     engine.tick();
@@ -75,7 +78,8 @@ fn health_rule_pauses_and_queues_the_tripping_record() {
     dest.set_unavailable(true);
     assert!(map.submit(rec("K", 1)).is_err());
     assert!(map.submit(rec("K", 2)).is_err());
-    assert_eq!(map.submit(rec("K", 3)).unwrap(), Submitted::Queued { seq: 1 }, "the third trips the rule");
+    // Seqs 1-3 went to the live attempts (R21: one sequence, never reused).
+    assert_eq!(map.submit(rec("K", 3)).unwrap(), Submitted::Queued { seq: 4 }, "the third trips the rule");
     assert!(matches!(map.state(), MapState::Paused { reason: PauseReason::DestinationUnavailable, .. }));
     let queued = map.queued(&Query::default()).unwrap();
     assert_eq!(queued.items[0].payload, b"payload-3");

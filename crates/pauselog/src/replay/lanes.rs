@@ -1,0 +1,109 @@
+//! Where a lane's batch is delivered (R22): on the replay thread itself for
+//! one lane, or on one thread per lane, each with at most one call in
+//! flight. Both hand back the batch with its results in the order the
+//! calls finish.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::map::MapShared;
+use crate::{DeliveryError, QueuedRecord};
+
+/// One `deliver_batch` call of one lane.
+pub(crate) struct Job {
+    pub lane: usize,
+    pub records: Vec<QueuedRecord>,
+    /// The window slot of each record.
+    pub ids: Vec<u64>,
+}
+
+/// A job with the destination's answers, one per record.
+pub(crate) struct Done {
+    pub job: Job,
+    pub results: Vec<Result<(), DeliveryError>>,
+}
+
+pub(crate) enum LanePool {
+    Inline { done: VecDeque<Done> },
+    Threads { jobs: Vec<Sender<Job>>, done: Receiver<Done>, threads: Vec<JoinHandle<()>> },
+}
+
+impl LanePool {
+    pub fn new(map: &Arc<MapShared>, lanes: usize) -> std::io::Result<LanePool> {
+        if lanes == 1 {
+            return Ok(LanePool::Inline { done: VecDeque::new() });
+        }
+        let (done_sender, done) = channel();
+        let (mut jobs, mut threads) = (Vec::with_capacity(lanes), Vec::with_capacity(lanes));
+        for lane in 0..lanes {
+            let (job_sender, job_receiver) = channel::<Job>();
+            let (map, done_sender) = (map.clone(), done_sender.clone());
+            let thread =
+                std::thread::Builder::new().name(format!("pauselog-lane-{}-{lane}", map.name)).spawn(move || {
+                    for job in job_receiver {
+                        let results = call(&map, &job.records);
+                        if done_sender.send(Done { job, results }).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+            jobs.push(job_sender);
+            threads.push(thread);
+        }
+        Ok(LanePool::Threads { jobs, done, threads })
+    }
+
+    /// Starts a job; its lane must have no call in flight.
+    pub fn send(&mut self, map: &MapShared, job: Job) {
+        match self {
+            LanePool::Inline { done } => {
+                let results = call(map, &job.records);
+                done.push_back(Done { job, results });
+            }
+            LanePool::Threads { jobs, .. } => {
+                let lane = job.lane;
+                // A lane thread only stops when its sender is dropped.
+                jobs[lane].send(job).expect("lane threads outlive the pool");
+            }
+        }
+    }
+
+    /// The next finished job (blocks while calls are in flight). The caller
+    /// only asks while one is.
+    pub fn next_done(&mut self) -> Done {
+        match self {
+            LanePool::Inline { done } => done.pop_front().expect("an inline job finishes when it is sent"),
+            LanePool::Threads { done, .. } => {
+                done.recv().expect("a lane thread answers every job it takes (panics included)")
+            }
+        }
+    }
+
+    /// Stops the lane threads (their calls have all answered).
+    pub fn close(self) {
+        if let LanePool::Threads { jobs, threads, .. } = self {
+            drop(jobs);
+            for thread in threads {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// One `deliver_batch` call, with one result per record whatever the
+/// destination does: a wrong count or a panic reads as `Unavailable` for
+/// the whole batch (retried after a backoff), never as a delivery.
+fn call(map: &MapShared, records: &[QueuedRecord]) -> Vec<Result<(), DeliveryError>> {
+    let destination = map.destination();
+    let results = catch_unwind(AssertUnwindSafe(|| destination.deliver_batch(records)));
+    let reason = match results {
+        Ok(results) if results.len() == records.len() => return results,
+        Ok(results) => format!("destination returned {} results for {} records", results.len(), records.len()),
+        Err(_) => "destination panicked in deliver_batch".to_owned(),
+    };
+    tracing::error!(map = %map.name, %reason, "destination broke its contract; the batch will be retried");
+    vec![Err(DeliveryError::Unavailable(reason)); records.len()]
+}

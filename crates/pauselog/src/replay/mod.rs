@@ -1,0 +1,713 @@
+//! The catch-up worker (R3, R15, R18, R22): reads the queue in seq order,
+//! splits it into key lanes, keeps one `deliver_batch` call in flight per
+//! lane, commits the contiguous prefix of finished records as the new head,
+//! and switches the map to Running when the head passes the tail.
+//!
+//! The window holds every record read and not yet committed, in seq order.
+//! A record finishes when its lane's call answers (delivered, or rejected
+//! and moved to the errors) or when it is held back behind an earlier
+//! failure of its key; the head is the first unfinished one. A crash
+//! redelivers at most the window (R18), in seq order per key.
+//!
+//! Each commit is one meta event, written to the meta log's file but not
+//! synced (a process crash keeps it; a power loss only redelivers the
+//! batches since the last sync); delivered records are released every
+//! [`SETTLE_RECORDS`] records rather than per commit (a release lost to a
+//! crash is redone at open from the head).
+
+mod batch;
+mod lanes;
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+use pauselog_wal::{Entry, Reader, SyncPolicy};
+
+use self::batch::{Former, HeldBack, Item, Limits};
+use self::lanes::{Done, Job, LanePool};
+use crate::clock::to_nanos;
+use crate::codec;
+use crate::errors_table::ErrorRun;
+use crate::map::{key_hash, lane_of, Core, MapShared, StoppedOutcome};
+use crate::meta::{Commit, StoredState};
+use crate::{DeliveryError, Error, ErrorReason, KeyOrdering, QueuedRecord, Result};
+
+/// Passed records after which the delivered ones are released.
+const SETTLE_RECORDS: u64 = 8192;
+/// Shortest interval between progress notifications to `wait_for` callers.
+const PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_millis(10);
+/// Batches per lane the window may hold ahead of the head.
+const WINDOW_BATCHES_PER_LANE: usize = 4;
+/// Record bytes the window may hold (payloads read ahead of the head).
+const WINDOW_BYTES_MAX: u64 = 64 << 20;
+/// While every waiting record's key is busy elsewhere: how long to wait
+/// for a change before looking again.
+const BUSY_WAIT: Duration = Duration::from_millis(5);
+
+/// One record read and not yet committed.
+struct Slot {
+    seq: u64,
+    frame_bytes: u64,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    Waiting,
+    /// Delivered; the key is kept when it may supersede catch-up errors
+    /// (BestEffort ordering with errors around, R16b).
+    Delivered(Option<String>),
+    /// Finished without delivery: goes to the catch-up errors.
+    Moved(Box<Moved>),
+}
+
+struct Moved {
+    key: String,
+    reason: ErrorReason,
+    last_error: Option<String>,
+}
+
+/// One key lane: its records waiting to be sent, in seq order.
+#[derive(Default)]
+struct Lane {
+    pending: VecDeque<Item>,
+    /// Keys rejected in this catch-up (their later records are held back
+    /// under Strict ordering; they may supersede errors under BestEffort).
+    rejected: HashSet<String>,
+    busy: bool,
+}
+
+pub(crate) fn run(map: Arc<MapShared>, generation: u64) {
+    let _span = tracing::info_span!("replay", map = %map.name, generation).entered();
+    let pool = match LanePool::new(&map, map.config.lanes) {
+        Ok(pool) => pool,
+        Err(error) => {
+            tracing::error!(map = %map.name, %error, "replay lanes could not start");
+            let mut core = map.lock_to_read();
+            core.last_error = Some(format!("the replay's lane threads could not start: {error}"));
+            if core.replay_owner == Some(generation) {
+                core.replay_owner = None;
+            }
+            map.changed.notify_all();
+            return;
+        }
+    };
+    let mut replay = Replay::new(&map, generation, pool);
+    replay.run();
+    replay.pool.close();
+}
+
+struct Replay<'m> {
+    map: &'m Arc<MapShared>,
+    generation: u64,
+    limits: Limits,
+    lanes: Vec<Lane>,
+    pool: LanePool,
+    in_flight: usize,
+    window: VecDeque<Slot>,
+    /// Slot id of `window[0]`.
+    first_id: u64,
+    window_bytes: u64,
+    window_records_max: usize,
+    reader: Option<Reader>,
+    /// An entry read past the bound, not taken yet.
+    pending_entry: Option<Entry>,
+    /// Every seq at or below this was read into the window or is not live.
+    read_through: u64,
+    former: Former,
+    /// Record buffers and batch vectors for reuse.
+    free_records: Vec<QueuedRecord>,
+    free_batches: Vec<Vec<QueuedRecord>>,
+    /// Delivered seq ranges not released yet, and how many records passed.
+    unsettled: Vec<(u64, u64)>,
+    unsettled_records: u64,
+    backoff: Duration,
+    stalled_until: Option<Instant>,
+    /// Why the replay is stalled (reported as `last_error`).
+    stall: Option<String>,
+    /// The map had catch-up errors when last looked at.
+    errors_seen: bool,
+    last_notify: Instant,
+}
+
+/// What the map's state says the replay should do next.
+enum Control {
+    Stop,
+    Go { bound: u64 },
+}
+
+impl<'m> Replay<'m> {
+    fn new(map: &'m Arc<MapShared>, generation: u64, pool: LanePool) -> Self {
+        let config = &map.config;
+        let lanes = config.lanes;
+        let batch_records = config.replay_batch_records;
+        Replay {
+            map,
+            generation,
+            limits: Limits {
+                records: batch_records,
+                bytes: config.replay_batch_bytes,
+                look_ahead: batch_records.saturating_mul(4),
+                strict: config.key_ordering == KeyOrdering::Strict,
+            },
+            lanes: (0..lanes).map(|_| Lane::default()).collect(),
+            pool,
+            in_flight: 0,
+            window: VecDeque::new(),
+            first_id: 0,
+            window_bytes: 0,
+            window_records_max: lanes.saturating_mul(batch_records).saturating_mul(WINDOW_BATCHES_PER_LANE),
+            reader: None,
+            pending_entry: None,
+            read_through: 0,
+            former: Former::default(),
+            free_records: Vec::new(),
+            free_batches: Vec::new(),
+            unsettled: Vec::new(),
+            unsettled_records: 0,
+            backoff: config.backoff_min,
+            stalled_until: None,
+            stall: None,
+            errors_seen: true,
+            last_notify: Instant::now(),
+        }
+    }
+
+    fn run(&mut self) {
+        let head = match self.map.lock() {
+            Ok(core) if core.generation == self.generation => Some(core.head),
+            _ => None,
+        };
+        let Some(head) = head else { return self.leave(None) };
+        self.read_through = head - 1;
+        loop {
+            let bound = match self.control() {
+                Control::Stop => return self.stop(),
+                Control::Go { bound } => bound,
+            };
+            if let Err(error) = self.fill(bound) {
+                self.stall_for(format!("reading the queue failed: {error}"));
+            }
+            if self.stalled_until.is_none() {
+                if let Err(error) = self.dispatch() {
+                    self.stall_for(error.to_string());
+                }
+            }
+            if self.in_flight > 0 {
+                let done = self.pool.next_done();
+                self.apply(done);
+                self.commit_or_stall();
+                continue;
+            }
+            // Nothing in flight: commit what is finished (held-back records
+            // finish without a call), then see why nothing was sent.
+            self.commit_or_stall();
+            if let Some(until) = self.stalled_until {
+                self.wait_until(until);
+                self.stalled_until = None;
+            } else if self.window.is_empty() {
+                if self.caught_up(bound) {
+                    return;
+                }
+            } else if self.lanes.iter().all(|lane| lane.pending.is_empty() || lane.busy) {
+                // Records are finished but not committable yet; loop.
+            } else {
+                // Every waiting record's key is busy with another delivery.
+                self.wait_until(Instant::now() + BUSY_WAIT);
+            }
+        }
+    }
+
+    /// Reads the map's state: stop, or the bound up to which records may be
+    /// delivered.
+    fn control(&mut self) -> Control {
+        let Ok(core) = self.map.lock() else { return Control::Stop };
+        if core.generation != self.generation
+            || core.state != StoredState::CatchingUp
+            || self.map.closed.load(Ordering::Acquire)
+        {
+            return Control::Stop;
+        }
+        self.errors_seen = !core.errors.is_empty();
+        // Under Always the replay never delivers a record before it is
+        // durable, so the head can never pass a record a crash may lose.
+        let bound = match self.map.ctx.sync {
+            SyncPolicy::Always => core.tail.min(self.map.data.stats().durable_seq),
+            _ => core.tail,
+        };
+        Control::Go { bound }
+    }
+
+    /// Reads records up to `bound` into the window and their lanes, while
+    /// the window has room.
+    fn fill(&mut self, bound: u64) -> Result<()> {
+        while self.window.len() < self.window_records_max && self.window_bytes < WINDOW_BYTES_MAX {
+            let entry = match self.pending_entry.take() {
+                Some(entry) => entry,
+                None => {
+                    let from = self.read_through + 1;
+                    let reader = self.reader.get_or_insert_with(|| self.map.data.reader(from));
+                    match reader.next() {
+                        Some(entry) => entry.map_err(|e| {
+                            self.reader = None;
+                            Error::from_wal(&self.map.name, e)
+                        })?,
+                        None => {
+                            self.read_through = self.read_through.max(bound);
+                            return Ok(());
+                        }
+                    }
+                }
+            };
+            let seq = entry.seq();
+            if seq > bound {
+                self.pending_entry = Some(entry);
+                self.read_through = self.read_through.max(bound);
+                return Ok(());
+            }
+            self.read_through = seq;
+            if codec::is_marker(entry.body()) {
+                continue; // a seq a pass-through took; never a record
+            }
+            let mut record = self.free_records.pop().unwrap_or_else(codec::empty_record);
+            if !codec::decode_record_into(seq, entry.body(), &mut record) {
+                self.read_through = seq - 1;
+                self.reader = None;
+                return Err(Error::Corrupt {
+                    path: self.map.data.dir().to_path_buf(),
+                    offset: 0,
+                    reason: format!("record seq {seq} passed its CRC but does not decode"),
+                });
+            }
+            let hash = key_hash(&record.key);
+            let id = self.first_id + self.window.len() as u64;
+            self.window.push_back(Slot { seq, frame_bytes: entry.frame_bytes(), outcome: Outcome::Waiting });
+            self.window_bytes += entry.frame_bytes();
+            let lane = lane_of(hash, self.lanes.len());
+            self.lanes[lane].pending.push_back(Item { id, hash, record });
+        }
+        Ok(())
+    }
+
+    fn slot(&mut self, id: u64) -> &mut Slot {
+        let index = usize::try_from(id - self.first_id).expect("a window slot index fits in usize");
+        &mut self.window[index]
+    }
+
+    /// Sends the next batch of every idle lane that has records waiting.
+    fn dispatch(&mut self) -> Result<()> {
+        let idle = self.lanes.iter().any(|lane| !lane.busy && !lane.pending.is_empty());
+        if !idle {
+            return Ok(());
+        }
+        // The map's lock is needed only to look at keys with errors or with
+        // a delivery in flight elsewhere; without either, batches form
+        // without it. (A key that gets either meanwhile is not in these
+        // lanes: a pass-through needs a key with nothing queued, and a
+        // retry leaves alone a key that still has records queued unless
+        // the errors it retries already hold back this key's records.)
+        let core = self.map.lock()?;
+        let look = !core.errors.is_empty() || !core.busy_keys.is_empty();
+        self.errors_seen = !core.errors.is_empty();
+        let core: Option<MutexGuard<'_, Core>> = if look { Some(core) } else { None };
+        let mut held_back = Vec::new();
+        for lane_index in 0..self.lanes.len() {
+            let lane = &mut self.lanes[lane_index];
+            if lane.busy || lane.pending.is_empty() {
+                continue;
+            }
+            let mut records = self.free_batches.pop().unwrap_or_default();
+            let mut ids = Vec::with_capacity(self.limits.records.min(lane.pending.len()));
+            self.former.form(
+                &mut lane.pending,
+                &lane.rejected,
+                core.as_deref(),
+                &self.limits,
+                &mut records,
+                &mut ids,
+                &mut held_back,
+            );
+            if records.is_empty() {
+                self.free_batches.push(records);
+                continue;
+            }
+            lane.busy = true;
+            self.in_flight += 1;
+            self.pool.send(self.map, Job { lane: lane_index, records, ids });
+        }
+        drop(core);
+        for HeldBack { id, mut record } in held_back {
+            let key = std::mem::take(&mut record.key);
+            self.slot(id).outcome =
+                Outcome::Moved(Box::new(Moved { key, reason: ErrorReason::BlockedByEarlierFailure, last_error: None }));
+            self.free_records.push(record);
+        }
+        Ok(())
+    }
+
+    /// Records a call's answers in the window. The first `Unavailable`
+    /// stops the batch there: it and the records after it go back to the
+    /// front of their lane, and the map backs off (R15, R22).
+    fn apply(&mut self, done: Done) {
+        let Done { job, results } = done;
+        let Job { lane: lane_index, mut records, ids } = job;
+        self.in_flight -= 1;
+        self.lanes[lane_index].busy = false;
+        let strict = self.limits.strict;
+        let mut requeue_from = None;
+        let mut any_delivered = false;
+        for (index, result) in results.into_iter().enumerate() {
+            let id = ids[index];
+            let record = &mut records[index];
+            let outcome = match result {
+                Ok(()) => {
+                    any_delivered = true;
+                    let lane = &self.lanes[lane_index];
+                    let may_supersede = !strict && (self.errors_seen || !lane.rejected.is_empty());
+                    Outcome::Delivered(may_supersede.then(|| record.key.clone()))
+                }
+                Err(DeliveryError::Rejected(reason)) => {
+                    self.lanes[lane_index].rejected.insert(record.key.clone());
+                    Outcome::Moved(Box::new(Moved {
+                        key: record.key.clone(),
+                        reason: ErrorReason::Rejected,
+                        last_error: Some(reason),
+                    }))
+                }
+                Err(DeliveryError::Unavailable(reason)) => {
+                    self.stall_for(format!("destination unavailable: {reason}"));
+                    requeue_from = Some(index);
+                    break;
+                }
+            };
+            self.slot(id).outcome = outcome;
+        }
+        if requeue_from.is_none() {
+            // The destination answered: the stall (if any) is over.
+            self.stall = None;
+            if any_delivered {
+                self.backoff = self.map.config.backoff_min;
+            }
+        }
+        if let Some(from) = requeue_from {
+            let lane = &mut self.lanes[lane_index];
+            for (record, &id) in records.drain(from..).zip(&ids[from..]).rev() {
+                let hash = key_hash(&record.key);
+                lane.pending.push_front(Item { id, hash, record });
+            }
+        }
+        self.free_records.append(&mut records);
+        self.free_batches.push(records);
+    }
+
+    /// Stalls the map for its backoff (capped exponential, R15).
+    fn stall_for(&mut self, reason: String) {
+        tracing::warn!(map = %self.map.name, %reason, backoff_ms = self.backoff.as_millis() as u64, "replay stalled");
+        self.stalled_until = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(self.map.config.backoff_max);
+        self.stall = Some(reason);
+    }
+
+    /// Waits until `until`, or less if the map is paused, skipped or closed.
+    fn wait_until(&mut self, until: Instant) {
+        let Ok(core) = self.map.lock() else { return };
+        let wait = until.saturating_duration_since(Instant::now());
+        let generation = self.generation;
+        let _ = self
+            .map
+            .changed
+            .wait_timeout_while(core, wait, |core| {
+                core.generation == generation && !self.map.closed.load(Ordering::Acquire)
+            })
+            .unwrap_or_else(|p| p.into_inner());
+    }
+
+    fn commit_or_stall(&mut self) {
+        if let Err(error) = self.commit() {
+            self.stall_for(format!("recording the replay's progress failed: {error}"));
+        }
+    }
+
+    /// Commits the finished prefix of the window: one meta event with the
+    /// new head, the records moved to the errors and the errors a delivery
+    /// superseded; then the same in memory (R3, R15, R16b, R18).
+    fn commit(&mut self) -> Result<()> {
+        let mut core = self.map.lock()?;
+        let (mut count, mut passed_bytes, mut error_bytes) = (0usize, 0u64, core.error_bytes());
+        let mut errors_full = None;
+        for slot in &self.window {
+            match &slot.outcome {
+                Outcome::Waiting => break,
+                Outcome::Moved(_) if error_bytes + slot.frame_bytes > self.map.config.max_error_bytes => {
+                    errors_full = Some(format!(
+                        "catch-up errors are full ({} of {} bytes): retry or discard errors to continue",
+                        core.error_bytes(),
+                        self.map.config.max_error_bytes
+                    ));
+                    break;
+                }
+                Outcome::Moved(_) => error_bytes += slot.frame_bytes,
+                Outcome::Delivered(_) => {}
+            }
+            count += 1;
+            passed_bytes += slot.frame_bytes;
+        }
+        let new_head = match self.window.get(count) {
+            Some(slot) => slot.seq,
+            None => self.read_through + 1,
+        };
+        if new_head > core.head {
+            self.commit_prefix(&mut core, count, new_head, passed_bytes)?;
+        }
+        if errors_full.is_some() && self.stalled_until.is_none() {
+            self.stalled_until = Some(Instant::now() + self.backoff);
+        }
+        let stall = errors_full.or_else(|| self.stall.clone());
+        self.report(&mut core, stall);
+        if self.unsettled_records >= SETTLE_RECORDS {
+            self.settle(&mut core)?;
+        }
+        Ok(())
+    }
+
+    fn commit_prefix(&mut self, core: &mut Core, count: usize, new_head: u64, passed_bytes: u64) -> Result<()> {
+        let now = self.map.ctx.clock.now();
+        let at = to_nanos(now);
+        let mut add_errors: Vec<ErrorRun> = Vec::new();
+        let mut moved_keys: Vec<&str> = Vec::new();
+        let mut superseded: Vec<ErrorRun> = Vec::new();
+        for slot in self.window.iter().take(count) {
+            match &slot.outcome {
+                Outcome::Moved(moved) => {
+                    let attempts = u32::from(moved.reason == ErrorReason::Rejected);
+                    add_errors.push(ErrorRun::single(slot.seq, moved.reason, moved.last_error.clone(), attempts, at));
+                    moved_keys.push(&moved.key);
+                }
+                Outcome::Delivered(Some(key)) => {
+                    superseded.extend(self.map.supersede_runs(core, key, slot.seq, now));
+                    // Errors this same commit adds count too (a key rejected
+                    // and then delivered in one batch, under BestEffort).
+                    let newly = add_errors.iter().zip(&moved_keys).filter(|(_, moved_key)| **moved_key == key.as_str());
+                    superseded.extend(newly.map(|(run, _)| superseded_run(run, at)));
+                }
+                Outcome::Delivered(None) | Outcome::Waiting => {}
+            }
+        }
+        drop(moved_keys);
+        let commit = Commit {
+            head: Some(new_head),
+            add_errors: add_errors.clone(),
+            update_errors: superseded.clone(),
+            ..Commit::default()
+        };
+        // Written to the file but not synced: a process crash keeps it; a
+        // power loss only redelivers the batches since the last sync (R18).
+        self.map.commit(commit, false)?;
+        self.map.meta.flush().map_err(|e| Error::from_wal(&self.map.name, e))?;
+        let mut runs = add_errors.into_iter();
+        for _ in 0..count {
+            let slot = self.window.pop_front().expect("counted above");
+            self.first_id += 1;
+            self.window_bytes -= slot.frame_bytes;
+            match slot.outcome {
+                Outcome::Moved(moved) => {
+                    let run = runs.next().expect("one run per moved record");
+                    core.queue_to_error(&moved.key, slot.seq, slot.frame_bytes, run)?;
+                }
+                Outcome::Delivered(_) => match self.unsettled.last_mut() {
+                    Some(last) if last.1 + 1 == slot.seq => last.1 = slot.seq,
+                    _ => self.unsettled.push((slot.seq, slot.seq)),
+                },
+                Outcome::Waiting => unreachable!("only finished slots are committed"),
+            }
+        }
+        for run in superseded {
+            core.error_table.add(run);
+        }
+        core.head_advanced(new_head, passed_bytes, count as u64);
+        self.unsettled_records += count as u64;
+        Ok(())
+    }
+
+    /// Publishes the stall reason and lanes busy, and wakes watchers (at
+    /// once on a change, else at most every PROGRESS_NOTIFY_INTERVAL).
+    fn report(&mut self, core: &mut Core, stall: Option<String>) {
+        core.lanes_busy = self.in_flight as u32;
+        let stop_requested = core.generation != self.generation;
+        if core.last_error != stall || stop_requested {
+            core.last_error = stall;
+            self.map.changed.notify_all();
+        } else if self.last_notify.elapsed() >= PROGRESS_NOTIFY_INTERVAL {
+            self.last_notify = Instant::now();
+            self.map.changed.notify_all();
+        }
+    }
+
+    /// Releases the delivered records (whole segments are then deleted)
+    /// and compacts the meta log if it has grown.
+    fn settle(&mut self, core: &mut Core) -> Result<()> {
+        for (lo, hi) in self.unsettled.drain(..) {
+            self.map.data.release(lo..=hi).map_err(|e| Error::from_wal(&self.map.name, e))?;
+        }
+        self.unsettled_records = 0;
+        self.map.compact_meta_if_needed(core)
+    }
+
+    /// Nothing read is left: switch to Running if the head passed the tail
+    /// (under the map lock, so no submit slips between the last replayed
+    /// record and the first live one, R3); otherwise wait for the tail to
+    /// be durable or keep reading. True when the replay is over.
+    fn caught_up(&mut self, bound: u64) -> bool {
+        let Ok(mut core) = self.map.lock() else { return false };
+        if core.generation != self.generation {
+            return false;
+        }
+        if core.head > core.tail {
+            if let Err(error) = self.settle(&mut core) {
+                tracing::warn!(map = %self.map.name, %error, "replay could not settle its last batches; they will be delivered again");
+            }
+            if !finish(self.map, &mut core) {
+                drop(core);
+                self.stall_for("could not record the switch to Running".into());
+                return false;
+            }
+            if core.replay_owner == Some(self.generation) {
+                core.replay_owner = None;
+            }
+            self.map.changed.notify_all();
+            return true;
+        }
+        if bound < core.tail && self.map.ctx.sync == SyncPolicy::Always {
+            // The tail's group fsync is still running: join it (outside the
+            // map lock, so submitters keep appending meanwhile).
+            let tail = core.tail;
+            drop(core);
+            if let Err(error) = self.map.data.sync_through(tail) {
+                // The data log is poisoned (R17): stall, visibly, until the
+                // map is paused, skipped or closed.
+                tracing::error!(map = %self.map.name, %error, "replay stalled: the tail cannot be made durable");
+                self.stall_for(format!("the tail cannot be made durable: {error}"));
+                if let Ok(mut core) = self.map.lock() {
+                    self.report(&mut core, self.stall.clone());
+                }
+            }
+        }
+        false
+    }
+
+    /// Stops: waits for the calls in flight, commits what finished, and
+    /// settles what finished above the committed head (see
+    /// `MapShared::stop_replay`).
+    fn stop(&mut self) {
+        while self.in_flight > 0 {
+            let done = self.pool.next_done();
+            self.apply(done);
+        }
+        if let Err(error) = self.commit() {
+            tracing::warn!(map = %self.map.name, %error, "replay could not commit its last batches; they will be delivered again");
+        }
+        let ragged = match self.ragged() {
+            Ok(ragged) => ragged,
+            Err(error) => {
+                tracing::warn!(map = %self.map.name, %error, "replay could not read back the records it delivered above its head; they stay queued");
+                Ragged::default()
+            }
+        };
+        self.leave(Some(ragged));
+    }
+
+    /// The finished records above the committed head, with their keys.
+    fn ragged(&self) -> Result<Ragged> {
+        let mut ragged = Ragged::default();
+        let delivered: Vec<(u64, u64)> = self
+            .window
+            .iter()
+            .filter(|slot| matches!(slot.outcome, Outcome::Delivered(_)))
+            .map(|slot| (slot.seq, slot.frame_bytes))
+            .collect();
+        let seqs: Vec<u64> = delivered.iter().map(|&(seq, _)| seq).collect();
+        for ((seq, frame_bytes), record) in delivered.into_iter().zip(crate::views::read_many(&self.map.data, &seqs)?) {
+            if let Some(record) = record {
+                ragged.delivered.push((seq, record.key, frame_bytes));
+            }
+        }
+        for slot in &self.window {
+            if let Outcome::Moved(moved) = &slot.outcome {
+                ragged.outcomes.push(StoppedOutcome {
+                    seq: slot.seq,
+                    key: moved.key.clone(),
+                    reason: moved.reason,
+                    last_error: moved.last_error.clone(),
+                    frame_bytes: slot.frame_bytes,
+                });
+            }
+        }
+        Ok(ragged)
+    }
+
+    /// The worker's last act, under the map lock: records delivered above
+    /// the head leave the queue, other outcomes are kept for a skip, and
+    /// the replay owner is cleared so that `stop_replay` returns.
+    fn leave(&mut self, ragged: Option<Ragged>) {
+        let (mut core, healthy) = match self.map.lock() {
+            Ok(core) => (core, true),
+            Err(_) => (self.map.lock_to_read(), false),
+        };
+        if let Some(ragged) = ragged.filter(|_| healthy) {
+            let mut released = Vec::new();
+            for (seq, key, frame_bytes) in ragged.delivered {
+                core.queued_delivered(&key, seq, frame_bytes);
+                released.push(seq);
+            }
+            let released = crate::map::to_ranges(&released);
+            for &(lo, hi) in &released {
+                if let Err(error) = self.map.data.release(lo..=hi) {
+                    tracing::warn!(map = %self.map.name, %error, "could not release delivered records; they may be delivered again after a restart");
+                }
+            }
+            core.stopped_delivered = released;
+            core.stopped_outcomes = ragged.outcomes;
+            if let Err(error) = self.settle(&mut core) {
+                tracing::warn!(map = %self.map.name, %error, "replay could not settle its last batches; they will be delivered again");
+            }
+        }
+        if core.replay_owner == Some(self.generation) {
+            core.replay_owner = None;
+            core.lanes_busy = 0;
+        }
+        self.map.changed.notify_all();
+    }
+}
+
+/// What a stopping replay had finished above its committed head.
+#[derive(Default)]
+struct Ragged {
+    delivered: Vec<(u64, String, u64)>,
+    outcomes: Vec<StoppedOutcome>,
+}
+
+fn superseded_run(run: &ErrorRun, at_nanos: u64) -> ErrorRun {
+    ErrorRun {
+        reason: ErrorReason::Superseded,
+        last_error: Some("a newer record of this key was delivered".into()),
+        last_failed_nanos: at_nanos,
+        ..run.clone()
+    }
+}
+
+/// The cursor reached the tail: switch to Running under the map lock.
+/// False if the switch could not be recorded (the replay stalls and tries
+/// again).
+fn finish(map: &MapShared, core: &mut Core) -> bool {
+    let commit = Commit { state: Some(StoredState::Running), blocked: Some(None), ..Commit::default() };
+    if let Err(error) = map.commit(commit, true) {
+        core.last_error = Some(error.to_string());
+        tracing::error!(map = %map.name, %error, "could not record the switch to Running");
+        return false;
+    }
+    let head = core.head;
+    map.go_live(core, head);
+    tracing::info!(map = %map.name, replayed = core.replayed, "catch-up complete: live");
+    true
+}
