@@ -299,9 +299,9 @@ fn catching_up_map_finishes_after_a_crash_delivering_every_acknowledged_record_i
             );
         }
         // Redelivered: only what the replay had delivered but not committed
-        // when it was killed: at most its window (4 batches per lane).
+        // when it was killed: at most its window (32 batches per lane).
         let redelivered: Vec<u64> = after.intersection(&delivered_before).copied().collect();
-        let window = MapConfig::default().lanes * CATCH_UP_BATCH_RECORDS * 4;
+        let window = MapConfig::default().lanes * CATCH_UP_BATCH_RECORDS * 32;
         assert!(redelivered.len() <= window, "round {round}: redelivered {redelivered:?}");
         assert_eq!(map.stats().queued_records, 0);
         drop(map);

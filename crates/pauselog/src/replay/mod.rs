@@ -38,10 +38,17 @@ use crate::{DeliveryError, Error, ErrorReason, KeyOrdering, QueuedRecord, Result
 const SETTLE_RECORDS: u64 = 8192;
 /// Shortest interval between progress notifications to `wait_for` callers.
 const PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_millis(10);
-/// Batches per lane the window may hold ahead of the head.
-const WINDOW_BATCHES_PER_LANE: usize = 4;
-/// Record bytes the window may hold (payloads read ahead of the head).
-const WINDOW_BYTES_MAX: u64 = 64 << 20;
+/// Batches per lane of records read and not finished (waiting in their
+/// lane or in flight): what the replay holds in memory.
+const UNFINISHED_BATCHES_PER_LANE: usize = 4;
+/// Record bytes read and not finished, at most (payloads held in memory).
+const UNFINISHED_BYTES_MAX: u64 = 64 << 20;
+/// Batches per lane of records read and not committed, finished or not:
+/// under Strict ordering the head waits for a key's next record while the
+/// lanes run ahead over other keys, so the window spans several rounds of
+/// every key. A finished slot holds no payload (about 40 bytes), and a
+/// crash redelivers at most the window (R18).
+const WINDOW_BATCHES_PER_LANE: usize = 32;
 /// While every waiting record's key is busy elsewhere: how long to wait
 /// for a change before looking again.
 const BUSY_WAIT: Duration = Duration::from_millis(5);
@@ -108,8 +115,11 @@ struct Replay<'m> {
     window: VecDeque<Slot>,
     /// Slot id of `window[0]`.
     first_id: u64,
-    window_bytes: u64,
-    window_records_max: usize,
+    window_slots_max: usize,
+    /// Records read and not finished, and their bytes.
+    unfinished: usize,
+    unfinished_bytes: u64,
+    unfinished_max: usize,
     reader: Option<Reader>,
     /// An entry read past the bound, not taken yet.
     pending_entry: Option<Entry>,
@@ -156,8 +166,10 @@ impl<'m> Replay<'m> {
             in_flight: 0,
             window: VecDeque::new(),
             first_id: 0,
-            window_bytes: 0,
-            window_records_max: lanes.saturating_mul(batch_records).saturating_mul(WINDOW_BATCHES_PER_LANE),
+            window_slots_max: lanes.saturating_mul(batch_records).saturating_mul(WINDOW_BATCHES_PER_LANE),
+            unfinished: 0,
+            unfinished_bytes: 0,
+            unfinished_max: lanes.saturating_mul(batch_records).saturating_mul(UNFINISHED_BATCHES_PER_LANE),
             reader: None,
             pending_entry: None,
             read_through: 0,
@@ -242,7 +254,10 @@ impl<'m> Replay<'m> {
     /// Reads records up to `bound` into the window and their lanes, while
     /// the window has room.
     fn fill(&mut self, bound: u64) -> Result<()> {
-        while self.window.len() < self.window_records_max && self.window_bytes < WINDOW_BYTES_MAX {
+        while self.window.len() < self.window_slots_max
+            && self.unfinished < self.unfinished_max
+            && self.unfinished_bytes < UNFINISHED_BYTES_MAX
+        {
             let entry = match self.pending_entry.take() {
                 Some(entry) => entry,
                 None => {
@@ -283,16 +298,22 @@ impl<'m> Replay<'m> {
             let hash = key_hash(&record.key);
             let id = self.first_id + self.window.len() as u64;
             self.window.push_back(Slot { seq, frame_bytes: entry.frame_bytes(), outcome: Outcome::Waiting });
-            self.window_bytes += entry.frame_bytes();
+            self.unfinished += 1;
+            self.unfinished_bytes += entry.frame_bytes();
             let lane = lane_of(hash, self.lanes.len());
             self.lanes[lane].pending.push_back(Item { id, hash, record });
         }
         Ok(())
     }
 
-    fn slot(&mut self, id: u64) -> &mut Slot {
+    /// Records the outcome of a waiting slot.
+    fn finish(&mut self, id: u64, outcome: Outcome) {
         let index = usize::try_from(id - self.first_id).expect("a window slot index fits in usize");
-        &mut self.window[index]
+        let slot = &mut self.window[index];
+        debug_assert!(matches!(slot.outcome, Outcome::Waiting), "seq {} finished twice", slot.seq);
+        slot.outcome = outcome;
+        self.unfinished -= 1;
+        self.unfinished_bytes -= slot.frame_bytes;
     }
 
     /// Sends the next batch of every idle lane that has records waiting.
@@ -339,8 +360,8 @@ impl<'m> Replay<'m> {
         drop(core);
         for HeldBack { id, mut record } in held_back {
             let key = std::mem::take(&mut record.key);
-            self.slot(id).outcome =
-                Outcome::Moved(Box::new(Moved { key, reason: ErrorReason::BlockedByEarlierFailure, last_error: None }));
+            let moved = Moved { key, reason: ErrorReason::BlockedByEarlierFailure, last_error: None };
+            self.finish(id, Outcome::Moved(Box::new(moved)));
             self.free_records.push(record);
         }
         Ok(())
@@ -381,7 +402,7 @@ impl<'m> Replay<'m> {
                     break;
                 }
             };
-            self.slot(id).outcome = outcome;
+            self.finish(id, outcome);
         }
         if requeue_from.is_none() {
             // The destination answered: the stall (if any) is over.
@@ -509,7 +530,6 @@ impl<'m> Replay<'m> {
         for _ in 0..count {
             let slot = self.window.pop_front().expect("counted above");
             self.first_id += 1;
-            self.window_bytes -= slot.frame_bytes;
             match slot.outcome {
                 Outcome::Moved(moved) => {
                     let run = runs.next().expect("one run per moved record");
