@@ -10,8 +10,8 @@ use serde::Serialize;
 use crate::cursor::{self, List};
 use crate::request::{decode, ApiRequest, PageQuery};
 use crate::schema::{
-    ApiError, CatchupError, Discarded, Health, JobList, MapList, MapStatus, Page, QueuedRecord, ResumeMode,
-    RetryJob, Selection,
+    ApiError, CatchupError, Discarded, Health, JobList, MapList, MapStatus, Page, QueuedRecord, ResumeMode, RetryJob,
+    Selection,
 };
 
 /// Every operator action of SPEC §7, in the schema's terms. Calls block

@@ -178,12 +178,12 @@ pub fn decode(method: &str, path: &str, query: Option<&str>, body: &[u8]) -> Res
         ["jobs"] => ("GET", Shape::ListJobs),
         ["jobs", id] => ("GET", Shape::Job(id, false)),
         ["jobs", id, "cancel"] => ("POST", Shape::Job(id, true)),
-        _ => {
-            return Err(error(
-                ErrorCode::UnknownRoute,
-                format!("no route {path} in API version {API_VERSION}; GET /v1 answers, the routes are in docs/admin-api.md"),
-            ))
-        }
+        _ => return Err(error(
+            ErrorCode::UnknownRoute,
+            format!(
+                "no route {path} in API version {API_VERSION}; GET /v1 answers, the routes are in docs/admin-api.md"
+            ),
+        )),
     };
     if method != expected_method {
         return Err(error(
@@ -203,9 +203,9 @@ pub fn decode(method: &str, path: &str, query: Option<&str>, body: &[u8]) -> Res
         Shape::ListMaps => ApiRequest::ListMaps,
         Shape::ListJobs => ApiRequest::ListJobs,
         Shape::Job(id, cancel) => {
-            let id = id.parse::<u64>().map_err(|_| {
-                error(ErrorCode::InvalidInput, format!("job id {:?} is not a number", printable(id)))
-            })?;
+            let id = id
+                .parse::<u64>()
+                .map_err(|_| error(ErrorCode::InvalidInput, format!("job id {:?} is not a number", printable(id))))?;
             require_empty_object(path, body)?;
             if cancel {
                 ApiRequest::CancelJob { id }
@@ -278,10 +278,7 @@ fn version_rest(path: &str) -> Result<&str, ApiError> {
             format!("API version {} is not served here; this engine serves /v{API_VERSION}/", &version[1..]),
         ));
     }
-    Err(error(
-        ErrorCode::UnknownRoute,
-        format!("no route {}; the API lives under /v{API_VERSION}/", printable(path)),
-    ))
+    Err(error(ErrorCode::UnknownRoute, format!("no route {}; the API lives under /v{API_VERSION}/", printable(path))))
 }
 
 /// At most 200 characters of untrusted text, for messages.
@@ -365,9 +362,9 @@ fn page_query(query: &str) -> Result<PageQuery, ApiError> {
             return Err(invalid(format!("query parameter {} is given twice", printable(name))));
         }
         let plus_as_space = raw.replace('+', " ");
-        let value = percent_decode_str(&plus_as_space).decode_utf8().map_err(|_| {
-            invalid(format!("query parameter {} is not percent-encoded UTF-8", printable(name)))
-        })?;
+        let value = percent_decode_str(&plus_as_space)
+            .decode_utf8()
+            .map_err(|_| invalid(format!("query parameter {} is not percent-encoded UTF-8", printable(name))))?;
         match name {
             "key" => {
                 validate_key(&value)?;
@@ -375,13 +372,10 @@ fn page_query(query: &str) -> Result<PageQuery, ApiError> {
             }
             "after" => page.after = Some(value.into_owned()),
             "limit" => {
-                page.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|limit| (1..=PAGE_LIMIT_MAX).contains(limit))
-                    .ok_or_else(|| {
-                        invalid(format!("limit {} must be a number from 1 to {PAGE_LIMIT_MAX}", printable(&value)))
-                    })?;
+                page.limit =
+                    value.parse::<u32>().ok().filter(|limit| (1..=PAGE_LIMIT_MAX).contains(limit)).ok_or_else(
+                        || invalid(format!("limit {} must be a number from 1 to {PAGE_LIMIT_MAX}", printable(&value))),
+                    )?;
             }
             "payload" => {
                 page.payload = match value.as_ref() {
@@ -471,7 +465,8 @@ mod tests {
 
     #[test]
     fn page_queries_round_trip_and_refuse_strangers() {
-        let query = PageQuery { key: Some("USMF|CUST 1/ü&=".into()), after: Some("q-1".into()), limit: 7, payload: true };
+        let query =
+            PageQuery { key: Some("USMF|CUST 1/ü&=".into()), after: Some("q-1".into()), limit: 7, payload: true };
         let decoded = decode("GET", "/v1/maps/m/queued", Some(&encode_page_query(&query)), b"");
         assert_eq!(decoded, Ok(ApiRequest::Queued { map: "m".into(), query }));
         for bad in ["limit=0", "limit=1001", "limit=x", "key=", "color=red", "limit=1&limit=2", "key=%ff", "payload=1"]

@@ -50,10 +50,8 @@ impl Auth {
     /// `Ok` if `request` may pass.
     pub fn check<B>(&self, request: &axum::http::Request<B>) -> Result<(), ApiError> {
         let Auth::Bearer(token) = self else { return Ok(()) };
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
+        let presented =
+            request.headers().get(header::AUTHORIZATION).and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
         match presented {
             Some(candidate) if token.matches(candidate) => Ok(()),
             Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "the bearer token is wrong")),
@@ -89,8 +87,8 @@ async fn api(State(state): State<Arc<ApiState>>, request: Request) -> Response {
     let body = match tokio::time::timeout(BODY_READ_TIMEOUT, to_bytes(body, REQUEST_BODY_BYTES_MAX)).await {
         Ok(Ok(body)) => body,
         Ok(Err(error)) => {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            let too_large =
+                std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
             let error = if too_large {
                 ApiError::new(
                     ErrorCode::PayloadTooLarge,

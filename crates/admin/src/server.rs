@@ -228,10 +228,7 @@ fn bind_unix(data_dir: &Path) -> Result<(std::os::unix::net::UnixListener, PathB
     let metadata = std::fs::symlink_metadata(dir).map_err(|e| io("reading", dir.display(), e))?;
     let uid = rustix::process::geteuid().as_raw();
     if !metadata.is_dir() || metadata.uid() != uid {
-        return Err(ServerError::InTheWay {
-            path: dir.to_path_buf(),
-            why: format!("is not a directory of uid {uid}"),
-        });
+        return Err(ServerError::InTheWay { path: dir.to_path_buf(), why: format!("is not a directory of uid {uid}") });
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| io("setting mode 0700 on", dir.display(), e))?;
@@ -302,12 +299,7 @@ struct Limits {
     refusing: Arc<Semaphore>,
 }
 
-async fn accept_unix(
-    listener: tokio::net::UnixListener,
-    app: Router,
-    limits: Limits,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn accept_unix(listener: tokio::net::UnixListener, app: Router, limits: Limits, mut stop: watch::Receiver<bool>) {
     let uid = rustix::process::geteuid().as_raw();
     loop {
         let accepted = tokio::select! {

@@ -56,7 +56,8 @@ impl Token {
     /// A token from text; `None` unless it is 16–4096 printable ASCII
     /// characters without spaces.
     pub fn new(text: &str) -> Option<Token> {
-        let valid = (TOKEN_CHARS_MIN..=TOKEN_CHARS_MAX).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic());
+        let valid =
+            (TOKEN_CHARS_MIN..=TOKEN_CHARS_MAX).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic());
         valid.then(|| Token(text.to_owned()))
     }
 
