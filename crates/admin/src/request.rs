@@ -178,12 +178,14 @@ pub fn decode(method: &str, path: &str, query: Option<&str>, body: &[u8]) -> Res
         ["jobs"] => ("GET", Shape::ListJobs),
         ["jobs", id] => ("GET", Shape::Job(id, false)),
         ["jobs", id, "cancel"] => ("POST", Shape::Job(id, true)),
-        _ => return Err(error(
-            ErrorCode::UnknownRoute,
-            format!(
+        _ => {
+            return Err(error(
+                ErrorCode::UnknownRoute,
+                format!(
                 "no route {path} in API version {API_VERSION}; GET /v1 answers, the routes are in docs/admin-api.md"
             ),
-        )),
+            ))
+        }
     };
     if method != expected_method {
         return Err(error(
