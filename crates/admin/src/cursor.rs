@@ -7,8 +7,9 @@
 //! else with [`ErrorCode::BadCursor`]:
 //!
 //! `<list><crc>-<engine cursor>`, where `<list>` is `q` (queued) or `e`
-//! (catch-up errors) and `<crc>` the CRC32 of the map's name in 8 lowercase
-//! hex digits.
+//! (catch-up errors) and `<crc>` the CRC32, in 8 lowercase hex digits, of
+//! the list letter, the map's name, a NUL and the engine cursor: a cursor
+//! moved to another map or list, or edited, no longer matches its CRC.
 //!
 //! ```
 //! use pauselog_admin::cursor::{bind, unbind, List};
@@ -48,9 +49,18 @@ impl List {
 /// Length of the `<list><crc>-` prefix.
 const PREFIX_CHARS: usize = 10;
 
+fn crc(list: List, map: &str, inner: &str) -> String {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&[list.tag() as u8]);
+    hasher.update(map.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(inner.as_bytes());
+    format!("{:08x}", hasher.finalize())
+}
+
 /// Wraps the engine cursor `inner` of `map`'s `list`.
 pub fn bind(list: List, map: &str, inner: &str) -> String {
-    format!("{}{:08x}-{inner}", list.tag(), crc32fast::hash(map.as_bytes()))
+    format!("{}{}-{inner}", list.tag(), crc(list, map, inner))
 }
 
 /// The engine cursor inside `text`, if `text` was made by [`bind`] for
@@ -60,22 +70,17 @@ pub fn unbind<'a>(list: List, map: &str, text: &'a str) -> Result<&'a str, ApiEr
     let (Some(prefix), Some(inner)) = (text.get(..PREFIX_CHARS), text.get(PREFIX_CHARS..)) else {
         return Err(bad("the cursor is too short to be one this API made".into()));
     };
-    let mut chars = prefix.chars();
-    let tag = chars.next().expect("the prefix has ten characters");
-    let crc = &prefix[1..9];
-    if !prefix.ends_with('-') || !crc.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    let made_for = [List::Queued, List::Errors].into_iter().find(|l| prefix.starts_with(l.tag()));
+    let (Some(made_for), true) = (made_for, prefix.ends_with('-')) else {
         return Err(bad("the cursor is not one this API made".into()));
+    };
+    let stored = &prefix[1..9];
+    if made_for == list && stored == crc(list, map, inner) {
+        return Ok(inner);
     }
-    let other = [List::Queued, List::Errors].into_iter().find(|l| l.tag() == tag);
-    match other {
-        None => return Err(bad("the cursor is not one this API made".into())),
-        Some(other) if other != list => {
-            return Err(bad(format!("the cursor pages the {}, not the {}", other.name(), list.name())))
-        }
-        Some(_) => {}
+    let other = if list == List::Queued { List::Errors } else { List::Queued };
+    if made_for == other && stored == crc(other, map, inner) {
+        return Err(bad(format!("the cursor pages the {} of {map}, not its {}", other.name(), list.name())));
     }
-    if crc != format!("{:08x}", crc32fast::hash(map.as_bytes())) {
-        return Err(bad(format!("the cursor was made for another table map than {map}")));
-    }
-    Ok(inner)
+    Err(bad(format!("the cursor was made for another table map than {map}, or was damaged")))
 }

@@ -11,8 +11,8 @@
 //!
 //! Every request under `/v1/` is answered by [`crate::backend::handle`] on a
 //! blocking thread; the body is read up to
-//! [`REQUEST_BODY_BYTES_MAX`](crate::request::REQUEST_BODY_BYTES_MAX) within
-//! [`BODY_READ_TIMEOUT`]. Any other path gets a JSON `unknown_route` or
+//! [`REQUEST_BODY_BYTES_MAX`](crate::request::REQUEST_BODY_BYTES_MAX) (and,
+//! on the engine's own listeners, within [`BODY_READ_TIMEOUT`]). Any other path gets a JSON `unknown_route` or
 //! `unknown_version` error, so routes added beside these (a web page,
 //! `/metrics`) take precedence without touching the API.
 
@@ -66,11 +66,24 @@ impl Auth {
 struct ApiState {
     backend: Arc<dyn AdminBackend>,
     auth: Auth,
+    body_read_timeout: Option<Duration>,
 }
 
-/// The API's router over `backend`, admitting requests by `auth`.
+/// The API's router over `backend`, admitting requests by `auth`. Bodies
+/// are read without a deadline of the router's own: the mounting service's
+/// server sets its timeouts (the engine's listeners use [`BODY_READ_TIMEOUT`]).
 pub fn router(backend: Arc<dyn AdminBackend>, auth: Auth) -> Router {
-    let state = Arc::new(ApiState { backend, auth });
+    router_with_body_timeout(backend, auth, None)
+}
+
+/// [`router`] that answers `request_timeout` when a body takes longer than
+/// `body_read_timeout`; needs a tokio runtime with its timer enabled.
+pub fn router_with_body_timeout(
+    backend: Arc<dyn AdminBackend>,
+    auth: Auth,
+    body_read_timeout: Option<Duration>,
+) -> Router {
+    let state = Arc::new(ApiState { backend, auth, body_read_timeout });
     Router::new()
         .route("/v1", any(api))
         .route("/v1/", any(api))
@@ -84,7 +97,12 @@ async fn api(State(state): State<Arc<ApiState>>, request: Request) -> Response {
         return respond(Answer::error(&error));
     }
     let (parts, body) = request.into_parts();
-    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, to_bytes(body, REQUEST_BODY_BYTES_MAX)).await {
+    let read = to_bytes(body, REQUEST_BODY_BYTES_MAX);
+    let read = match state.body_read_timeout {
+        Some(limit) => tokio::time::timeout(limit, read).await.map_err(|_| limit),
+        None => Ok(read.await),
+    };
+    let body = match read {
         Ok(Ok(body)) => body,
         Ok(Err(error)) => {
             let too_large =
@@ -99,10 +117,10 @@ async fn api(State(state): State<Arc<ApiState>>, request: Request) -> Response {
             };
             return respond(Answer::error(&error));
         }
-        Err(_) => {
+        Err(limit) => {
             let error = ApiError::new(
                 ErrorCode::RequestTimeout,
-                format!("the request body did not arrive within {} s", BODY_READ_TIMEOUT.as_secs()),
+                format!("the request body did not arrive within {} s", limit.as_secs_f64()),
             );
             return respond(Answer::error(&error));
         }

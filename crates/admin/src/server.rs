@@ -35,7 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Semaphore};
 
 use crate::backend::{AdminBackend, Answer};
-use crate::router::{router, Auth};
+use crate::router::{router_with_body_timeout, Auth, BODY_READ_TIMEOUT};
 use crate::schema::{ApiError, ErrorCode};
 use crate::socket_path::{socket_path, with_short_path};
 use crate::token::Token;
@@ -272,14 +272,14 @@ async fn serve(
         match listener {
             Listener::Unix(listener) => match tokio::net::UnixListener::from_std(listener) {
                 Ok(listener) => {
-                    let app = router(backend.clone(), Auth::Vetted);
+                    let app = router_with_body_timeout(backend.clone(), Auth::Vetted, Some(BODY_READ_TIMEOUT));
                     tokio::spawn(accept_unix(listener, app, limits, stop));
                 }
                 Err(error) => tracing::error!(%error, "admin API: the Unix socket could not join the runtime"),
             },
             Listener::Tcp(listener, token) => match tokio::net::TcpListener::from_std(listener) {
                 Ok(listener) => {
-                    let app = router(backend.clone(), Auth::Bearer(token));
+                    let app = router_with_body_timeout(backend.clone(), Auth::Bearer(token), Some(BODY_READ_TIMEOUT));
                     tokio::spawn(accept_tcp(listener, app, limits, stop));
                 }
                 Err(error) => tracing::error!(%error, "admin API: the TCP listener could not join the runtime"),
