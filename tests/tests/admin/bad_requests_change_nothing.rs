@@ -6,16 +6,13 @@
 use pauselog::MapConfig;
 use pauselog_admin::request::{PageQuery, REQUEST_BODY_BYTES_MAX};
 use pauselog_admin::schema::{ErrorCode, MapStateName};
-use pauselog_tests::{all_queued, open_map, rec, TestDest};
+use pauselog_tests::{all_queued, open_map, rec, Fixture};
 
-use super::{client, refused, serving_engine};
+use super::{client, refused};
 
 #[test]
 fn each_bad_request_gets_its_error_and_changes_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = serving_engine(dir.path());
-    let dest = TestDest::new();
-    let customers = open_map(&engine, "customers", MapConfig::default(), &dest);
+    let Fixture { dir, engine, dest, map: customers, .. } = Fixture::named("customers", MapConfig::default());
     let vendors = open_map(&engine, "vendors", MapConfig::default(), &dest);
     for map in [&customers, &vendors] {
         map.pause().expect("pause");

@@ -10,16 +10,13 @@ use pauselog::{MapConfig, Submitted};
 use pauselog_admin::client::ClientError;
 use pauselog_admin::schema::ErrorCode;
 use pauselog_admin::server::CONNECTIONS_MAX_DEFAULT;
-use pauselog_tests::{open_map, rec, TestDest};
+use pauselog_tests::{rec, Fixture};
 
-use super::{client, serving_engine};
+use super::client;
 
 #[test]
 fn idle_connections_past_the_limit_are_refused_then_serving_resumes() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = serving_engine(dir.path());
-    let dest = TestDest::new();
-    let map = open_map(&engine, "customers", MapConfig::default(), &dest);
+    let Fixture { dir, engine, dest: _, map, .. } = Fixture::named("customers", MapConfig::default());
     let socket = engine.admin_socket_path().expect("a socket");
     let client = client(dir.path());
     client.health().expect("serving before the flood");

@@ -9,9 +9,9 @@ use std::thread;
 
 use pauselog::{MapConfig, Submitted};
 use pauselog_admin::schema::MapStateName;
-use pauselog_tests::{all_queued, open_map, rec, TestDest};
+use pauselog_tests::{all_queued, rec, Fixture};
 
-use super::{client, serving_engine};
+use super::client;
 
 const WRITERS: u64 = 4;
 
@@ -24,10 +24,7 @@ const AFTER_PAUSE: u64 = 200;
 
 #[test]
 fn pause_through_the_socket_queues_every_later_submit_and_loses_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = serving_engine(dir.path());
-    let dest = TestDest::new();
-    let map = open_map(&engine, "customers", MapConfig::default(), &dest);
+    let Fixture { dir, engine, dest, map, .. } = Fixture::named("customers", MapConfig::default());
     let paused = AtomicBool::new(false);
     let live_submits = AtomicU64::new(0);
 

@@ -8,9 +8,9 @@ use pauselog::admin::RETRY_JOBS_KEPT_MAX;
 use pauselog::{MapConfig, ResumeMode};
 use pauselog_admin::client::{Client, ClientError};
 use pauselog_admin::schema::{ErrorCode, RetryJob, Selection};
-use pauselog_tests::{open_map, rec, TestDest};
+use pauselog_tests::{rec, Fixture};
 
-use super::{client, serving_engine};
+use super::client;
 
 fn wait_done(client: &Client, id: u64) -> RetryJob {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -33,10 +33,7 @@ fn api_code(result: Result<RetryJob, ClientError>) -> ErrorCode {
 
 #[test]
 fn retry_jobs_are_polled_cancelled_and_kept_within_a_bound() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = serving_engine(dir.path());
-    let dest = TestDest::new();
-    let map = open_map(&engine, "customers", MapConfig::default(), &dest);
+    let Fixture { dir, engine, dest, map, .. } = Fixture::named("customers", MapConfig::default());
     let count = RETRY_JOBS_KEPT_MAX as u64 + 4;
     map.pause().expect("pause");
     for n in 1..=count {

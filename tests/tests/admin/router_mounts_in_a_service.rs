@@ -9,7 +9,7 @@ use pauselog_admin::request::ROUTES;
 use pauselog_admin::router::{router, Auth};
 use pauselog_admin::schema::{ErrorBody, ErrorCode, MapStatus};
 use pauselog_admin::Token;
-use pauselog_tests::{open_map, rec, TestDest};
+use pauselog_tests::{rec, Fixture};
 use tower::ServiceExt;
 
 use super::serving_engine;
@@ -31,10 +31,7 @@ fn call(app: &axum::Router, method: &str, uri: &str, body: &str, token: Option<&
 
 #[test]
 fn the_router_serves_every_documented_route_when_nested() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = serving_engine(dir.path());
-    let dest = TestDest::new();
-    let map = open_map(&engine, "customers", MapConfig::default(), &dest);
+    let Fixture { dir: _, engine, dest: _, map, .. } = Fixture::named("customers", MapConfig::default());
     map.pause().expect("pause");
     map.submit(rec("k", 1)).expect("queued");
     let app = axum::Router::new().nest("/ops", router(engine.admin_backend(), Auth::Vetted));
