@@ -96,7 +96,10 @@ impl AdminState {
         let server = AdminServer::start(backend, config).map_err(|error| match error {
             pauselog_admin::ServerError::Io { source, path, what } => Error::Io {
                 path: PathBuf::from(path),
-                source: std::io::Error::new(source.kind(), format!("admin API: {what}: {source}")),
+                source: std::io::Error::new(
+                    source.kind(),
+                    format!("admin API: {what}: {source}; EngineBuilder::admin_socket(false) turns the socket off"),
+                ),
             },
             other => Error::InvalidInput(other.to_string()),
         })?;
