@@ -151,6 +151,8 @@ pub struct MapStatus {
     pub paused_since: Option<Timestamp>,
     /// Why it is paused (while paused).
     pub pause_reason: Option<PauseReason>,
+    /// The maintenance window that paused it (`pause_reason` `Window`).
+    pub pause_window: Option<Window>,
     /// The cap that blocks new records, if any.
     pub blocked: Option<Limit>,
     /// Queued records.
@@ -177,6 +179,20 @@ pub struct MapStatus {
     pub error_bytes: u64,
     /// The last delivery error of the replay, if it is stalled.
     pub last_error: Option<String>,
+    /// Key lanes with a delivery in flight (while catching up, R22).
+    pub lanes_busy: u32,
+    /// Records delivered live during catch-up instead of queued (R23),
+    /// since the map was opened.
+    pub passed_through: u64,
+}
+
+/// A maintenance window (SPEC R14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// It opens (and pauses the map).
+    pub start: Timestamp,
+    /// It closes.
+    pub end: Timestamp,
 }
 
 /// A page of a listing (SPEC R10): at most `limit` items in seq order and

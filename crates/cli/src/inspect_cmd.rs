@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use pauselog::admin::{error_dto, limit_dto, record_dto, state_dto};
+use pauselog::admin::{error_dto, limit_dto, record_dto, state_dto, StateFields};
 use pauselog::{self as api, MapState, Query};
 use pauselog_admin::cursor::{self, List};
 use pauselog_admin::schema as dto;
@@ -49,7 +49,7 @@ pub fn status(args: &StatusArgs) -> Result<(), CliError> {
         ("ERROR BYTES", Align::Right),
     ]);
     for report in &reports {
-        let (_, since, reason) = state_dto(&report.state);
+        let StateFields { paused_since: since, pause_reason: reason, .. } = state_dto(&report.state);
         rows.add_row(vec![
             report.name.clone(),
             state_text(&report.state),
@@ -238,12 +238,13 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
 }
 
 fn report_json(report: &api::MapReport) -> Value {
-    let (state, paused_since, pause_reason) = state_dto(&report.state);
+    let StateFields { state, paused_since, pause_reason, pause_window } = state_dto(&report.state);
     let mut value = json!({
         "name": report.name,
         "state": state,
         "paused_since": paused_since,
         "pause_reason": pause_reason,
+        "pause_window": pause_window,
         "blocked": report.blocked.map(limit_dto),
         "head": report.head,
         "tail": report.tail,

@@ -391,20 +391,40 @@ pub fn limit_dto(limit: Limit) -> dto::Limit {
     }
 }
 
-/// The state's name, pause start and reason in the schema.
-pub fn state_dto(state: &MapState) -> (dto::MapStateName, Option<dto::Timestamp>, Option<dto::PauseReason>) {
+/// The state of a map in the schema's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateFields {
+    /// `Running`, `Paused` or `CatchingUp`.
+    pub state: dto::MapStateName,
+    /// Start of the pause.
+    pub paused_since: Option<dto::Timestamp>,
+    /// Why it is paused.
+    pub pause_reason: Option<dto::PauseReason>,
+    /// The window that paused it.
+    pub pause_window: Option<dto::Window>,
+}
+
+/// The state's name, pause start, reason and window in the schema.
+pub fn state_dto(state: &MapState) -> StateFields {
+    let mut fields =
+        StateFields { state: dto::MapStateName::Running, paused_since: None, pause_reason: None, pause_window: None };
     match state {
-        MapState::Running => (dto::MapStateName::Running, None, None),
+        MapState::Running => {}
         MapState::Paused { since, reason, .. } => {
-            let reason = match reason {
+            fields.state = dto::MapStateName::Paused;
+            fields.paused_since = Some((*since).into());
+            fields.pause_reason = Some(match reason {
                 PauseReason::Manual => dto::PauseReason::Manual,
-                PauseReason::Window => dto::PauseReason::Window,
+                PauseReason::Window { start, end } => {
+                    fields.pause_window = Some(dto::Window { start: (*start).into(), end: (*end).into() });
+                    dto::PauseReason::Window
+                }
                 PauseReason::DestinationUnavailable => dto::PauseReason::DestinationUnavailable,
-            };
-            (dto::MapStateName::Paused, Some((*since).into()), Some(reason))
+            });
         }
-        MapState::CatchingUp { .. } => (dto::MapStateName::CatchingUp, None, None),
+        MapState::CatchingUp { .. } => fields.state = dto::MapStateName::CatchingUp,
     }
+    fields
 }
 
 /// A map's figures in the schema. The destructuring names every field of
@@ -426,13 +446,16 @@ pub fn map_status(name: &str, stats: MapStats) -> dto::MapStatus {
         error_records,
         error_bytes,
         last_error,
+        lanes_busy,
+        passed_through,
     } = stats;
-    let (state, paused_since, pause_reason) = state_dto(&state);
+    let StateFields { state, paused_since, pause_reason, pause_window } = state_dto(&state);
     dto::MapStatus {
         name: name.to_owned(),
         state,
         paused_since,
         pause_reason,
+        pause_window,
         blocked: blocked.map(limit_dto),
         queued_records,
         queued_bytes,
@@ -446,5 +469,7 @@ pub fn map_status(name: &str, stats: MapStats) -> dto::MapStatus {
         error_records,
         error_bytes,
         last_error,
+        lanes_busy,
+        passed_through,
     }
 }
