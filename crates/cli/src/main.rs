@@ -28,9 +28,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The exit codes, for `--help`.
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 failure (an I/O or engine error, damage found by verify, a failed demo check); \
+2 bad usage; 3 no engine serves the directory (commands that need one); 4 the engine refused the request, nothing changed; \
+5 retry --wait left records failing or was cancelled.";
+
 /// Pause table maps for maintenance without losing a record.
 #[derive(Debug, Parser)]
-#[command(name = "pauselog", version, about)]
+#[command(name = "pauselog", version, about, after_help = EXIT_CODES)]
 struct Cli {
     /// Log what the engine does to stderr (-v info, -vv debug, -vvv trace;
     /// `RUST_LOG` overrides). Default: warnings only.
