@@ -11,7 +11,7 @@
 //! 2. `submit` throughput of a paused map (`SyncPolicy::Never`, one thread,
 //!    1 KiB payloads, so the admin server's idle cost is not hidden behind
 //!    fsyncs) with the admin server on and idle vs off: alternating runs on
-//!    fresh engines, median of [`RATIO_RUNS`] each. Target: within noise
+//!    fresh engines, [`SUBMIT_PAIRS`] pairs in alternating order, median of each side. Target: within noise
 //!    (a ratio near 1).
 //!
 //! `PAUSELOG_BENCH_SCALE=quick` shrinks the sizes about 100x (CI smoke run).
@@ -33,8 +33,10 @@ const KEY_COUNT: u64 = 10_000;
 const SMALL_MAP_RECORDS: u64 = 100;
 /// Status requests timed for the percentiles.
 const STATUS_REQUESTS: usize = 2_000;
-/// Timed runs behind each median.
+/// Timed runs behind the file view's median.
 const RATIO_RUNS: usize = 5;
+/// Submit runs with the server on and off, in pairs.
+const SUBMIT_PAIRS: usize = 9;
 /// The target for a status request, p99.
 const STATUS_P99_TARGET: Duration = Duration::from_millis(5);
 
@@ -201,14 +203,25 @@ fn bench_submit_server_on_off(c: &mut Criterion) {
     let count = submit_records();
     let (mut on, mut off) = (Vec::new(), Vec::new());
     submit_run(true, count / 10); // warm the page cache and allocator
-    for _ in 0..RATIO_RUNS {
-        on.push(submit_run(true, count));
-        off.push(submit_run(false, count));
+                                  // Pairs in alternating order, so a slow stretch of the machine does not
+                                  // always fall on the same side.
+    for pair in 0..SUBMIT_PAIRS {
+        if pair % 2 == 0 {
+            on.push(submit_run(true, count));
+            off.push(submit_run(false, count));
+        } else {
+            off.push(submit_run(false, count));
+            on.push(submit_run(true, count));
+        }
     }
+    let mut pair_ratios: Vec<f64> = on.iter().zip(&off).map(|(on, off)| off.as_secs_f64() / on.as_secs_f64()).collect();
+    pair_ratios.sort_by(f64::total_cmp);
     let rate = |elapsed: Duration| count as f64 / elapsed.as_secs_f64();
     let (on, off) = (rate(median(on)), rate(median(off)));
     println!(
-        "admin submit: {count} records, paused map, SyncPolicy::Never: server on and idle {on:.0}/s, off {off:.0}/s"
+        "admin submit: {count} records, paused map, SyncPolicy::Never: server on and idle {on:.0}/s, off {off:.0}/s (median of {SUBMIT_PAIRS}); per-pair ratios {:.3}-{:.3}",
+        pair_ratios[0],
+        pair_ratios[pair_ratios.len() - 1]
     );
     report_ratio("submit with the admin server on and idle vs off", on, off, "records/s");
 
