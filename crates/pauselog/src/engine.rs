@@ -213,11 +213,13 @@ impl EngineShared {
     }
 
     /// A handle on the open map `name`.
+    #[cfg(feature = "admin")]
     pub(crate) fn open_map(&self, name: &str) -> Option<TableMap> {
         let maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
         maps.get(name).map(|shared| TableMap { shared: shared.clone() })
     }
 
+    #[cfg(feature = "admin")]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
