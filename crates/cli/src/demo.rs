@@ -13,14 +13,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use pauselog::admin::{error_dto, record_dto};
 use pauselog::{
-    Engine, ErrorReason, MapConfig, MapState, MapStats, Op, Query, Record, ResumeMode, Selection, Submitted,
-    SyncPolicy, TableMap,
+    CatchupError, Engine, ErrorReason, MapConfig, MapState, MapStats, Op, Query, QueuedRecord, Record, ResumeMode,
+    Selection, Submitted, SyncPolicy, TableMap,
 };
 
-use crate::inspect_cmd::{error_reason, errors_table, limit, queued_table, state_text};
+use crate::inspect_cmd::{errors_table, queued_table, state_text};
 use crate::sim_destination::SimDestination;
-use crate::table::{self, Align, Table};
+use crate::table::{self, Align};
 use crate::CliError;
 
 /// The demo's table map.
@@ -62,6 +63,12 @@ pub struct DemoArgs {
     /// segments show rotation and the release of drained segments.
     #[arg(long, value_parser = clap::value_parser!(u64).range(4096..=(1 << 30)))]
     pub segment_bytes: Option<u64>,
+    /// After the demo, keep the engine and its admin socket up, with the
+    /// map paused on a backlog and a few catch-up errors, until interrupted
+    /// (Ctrl-C or SIGTERM), so that `pauselog pause|resume|retry|watch ..`
+    /// can steer it from a second terminal.
+    #[arg(long)]
+    pub hold: bool,
 }
 
 /// `pauselog demo`.
@@ -78,7 +85,8 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         }
         None => (fresh_temp_dir()?, true),
     };
-    let result = Demo::open(&dir, args, !temporary).and_then(Demo::run);
+    let keep_backlog = !temporary || args.hold;
+    let result = Demo::open(&dir, args, keep_backlog).and_then(|demo| demo.run(args.hold.then_some(dir.as_path())));
     if temporary {
         if let Err(error) = std::fs::remove_dir_all(&dir) {
             eprintln!("warning: could not remove the demo directory {}: {error}", dir.display());
@@ -182,7 +190,9 @@ impl Demo {
         })
     }
 
-    fn run(mut self) -> Result<(), CliError> {
+    /// Runs every act; with `hold`, then keeps the engine open on that
+    /// directory until interrupted.
+    fn run(mut self, hold: Option<&Path>) -> Result<(), CliError> {
         self.live_sync()?;
         self.pause()?;
         self.queue_records()?;
@@ -197,8 +207,7 @@ impl Demo {
             self.leave_backlog()?;
         }
         self.summary();
-        self.engine.close()?;
-        if self.checks.failed.is_empty() {
+        let outcome = if self.checks.failed.is_empty() {
             println!("\nall {} checks passed", self.checks.passed);
             Ok(())
         } else {
@@ -208,7 +217,12 @@ impl Demo {
                 self.checks.failed.len() as u64 + self.checks.passed,
                 self.checks.failed.join("; ")
             )))
+        };
+        if let Some(dir) = hold {
+            hold_until_interrupted(&self.engine, dir)?;
         }
+        self.engine.close()?;
+        outcome
     }
 
     fn heading(&mut self, title: &str) {
@@ -298,7 +312,7 @@ impl Demo {
     fn show_queued(&mut self) -> Result<(), CliError> {
         self.heading("Queued records, first page (R10)");
         let page = self.map.queued(&Query::default().limit(10))?;
-        print!("{}", queued_table(&page.items).render());
+        table::print(&queued_table(&records(&page.items)));
         println!(
             "  {} shown of {}; next cursor: {}",
             page.items.len(),
@@ -317,7 +331,7 @@ impl Demo {
         let key = first.key.clone();
         self.heading(&format!("Key filter: {key} (R11)"));
         let page = self.map.queued(&Query::default().key(key.clone()).limit(10))?;
-        print!("{}", queued_table(&page.items).render());
+        table::print(&queued_table(&records(&page.items)));
         let expected = key_index(&key).and_then(|index| self.per_key.get(&index).copied()).unwrap_or(0);
         println!("  {} shown of {} records for this key", page.items.len(), page.total);
         self.checks.check(page.items.iter().all(|r| r.key == key), "every record has that key");
@@ -327,7 +341,7 @@ impl Demo {
 
     fn show_stats(&mut self, title: &str) {
         self.heading(title);
-        print!("{}", stats_table(&self.map.stats()));
+        table::print(&stats_table(&self.map.stats()));
     }
 
     /// Resumes with catch-up while tail writers keep submitting; some keys
@@ -397,14 +411,14 @@ impl Demo {
         self.heading("Catch-up errors (R15)");
         let expected_total: u64 = rejected.iter().map(|k| self.per_key.get(k).copied().unwrap_or(0)).sum();
         let page = self.map.catchup_errors(&Query::default().limit(12))?;
-        print!("{}", errors_table(&page.items).render());
+        table::print(&errors_table(&errors(&page.items)));
         println!("  {} shown of {}", page.items.len(), page.total);
-        let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut query = Query::default().limit(1000);
         loop {
             let page = self.map.catchup_errors(&query)?;
             for entry in &page.items {
-                *counts.entry(error_reason(entry.reason)).or_default() += 1;
+                *counts.entry(format!("{:?}", entry.reason)).or_default() += 1;
             }
             match page.next {
                 Some(next) => query = Query::default().limit(1000).after(next),
@@ -414,7 +428,7 @@ impl Demo {
         for (reason, count) in &counts {
             println!("  {reason}: {count}");
         }
-        let count = |reason| counts.get(error_reason(reason)).copied().unwrap_or(0);
+        let count = |reason: ErrorReason| counts.get(&format!("{reason:?}")).copied().unwrap_or(0);
         self.figures.errors_before_retry = self.map.stats().error_records;
         self.checks.check(
             page.total == expected_total,
@@ -503,7 +517,7 @@ impl Demo {
             result.map_err(CliError::Failed)?;
         }
         println!("  queued {count}; stats:");
-        print!("{}", stats_table(&self.map.stats()));
+        table::print(&stats_table(&self.map.stats()));
         self.map.resume(ResumeMode::SkipToLivePreserve)?;
         let stats = self.map.stats();
         self.figures.act_two_preserved = stats.error_records;
@@ -513,7 +527,7 @@ impl Demo {
             stats.error_records
         );
         let page = self.map.catchup_errors(&Query::default().limit(5))?;
-        print!("{}", errors_table(&page.items).render());
+        table::print(&errors_table(&errors(&page.items)));
         self.checks.check(matches!(stats.state, MapState::Running), "live at once");
         self.checks.check(
             stats.queued_records == 0 && stats.error_records == count,
@@ -570,8 +584,10 @@ impl Demo {
         let per_sec = |records: u64, elapsed: Duration| records as f64 / elapsed.as_secs_f64().max(1e-9);
         let record_bytes_mean = f.queued_bytes as f64 / f.queued.max(1) as f64;
         let drained = f.queued + f.tail_queued;
-        let mut rows = Table::new(&[("", Align::Left), ("VALUE", Align::Right)]);
-        let mut row = |name: &str, value: String| rows.row(vec![name.to_owned(), value]);
+        let mut rows = table::new(&[("", Align::Left), ("VALUE", Align::Right)]);
+        let mut row = |name: &str, value: String| {
+            rows.add_row(vec![name.to_owned(), value]);
+        };
         row("records queued while paused", f.queued.to_string());
         row("bytes queued (encoded, framed)", table::bytes(f.queued_bytes));
         row("records queued at the tail during catch-up", f.tail_queued.to_string());
@@ -591,8 +607,40 @@ impl Demo {
         );
         row("retry time", table::duration(f.retry_elapsed));
         row("total time", table::duration(self.started.elapsed()));
-        print!("{}", rows.render());
+        table::print(&rows);
     }
+}
+
+/// Keeps `engine` open until SIGINT or SIGTERM, after saying where its
+/// admin socket is and what to try.
+fn hold_until_interrupted(engine: &Engine, dir: &Path) -> Result<(), CliError> {
+    let (interrupted, wait) = std::sync::mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = interrupted.send(());
+    })
+    .map_err(|e| CliError::Io(format!("cannot catch Ctrl-C to hold the engine: {e}")))?;
+    let socket = engine.admin_socket_path().ok_or_else(|| {
+        CliError::Failed("the engine serves no admin socket, so there is nothing to hold it open for".into())
+    })?;
+    let dir = dir.display();
+    println!("\n== Holding the engine open until interrupted (Ctrl-C) ==");
+    println!("admin socket: {}", socket.display());
+    println!("the map {MAP_NAME} is paused with a backlog and a few catch-up errors; from a second terminal try:");
+    for command in [
+        format!("pauselog status --dir {dir}"),
+        format!("pauselog queued --dir {dir} --limit 5"),
+        format!("pauselog resume --dir {dir} --mode catch-up"),
+        format!("pauselog watch --dir {dir}"),
+        format!("pauselog retry --dir {dir} --wait"),
+        format!("pauselog pause --dir {dir}"),
+    ] {
+        println!("  {command}");
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let _ = wait.recv();
+    println!("interrupted: closing the engine");
+    Ok(())
 }
 
 /// Polls `map.stats()` into a progress bar until the map is Running.
@@ -724,8 +772,18 @@ fn progress_bar(length: u64, prefix: &'static str) -> ProgressBar {
     bar
 }
 
+/// Queued records in the admin API's schema, as the tables take them.
+fn records(items: &[QueuedRecord]) -> Vec<pauselog_admin::schema::QueuedRecord> {
+    items.iter().cloned().map(|record| record_dto(record, false)).collect()
+}
+
+/// Catch-up errors in the admin API's schema.
+fn errors(items: &[CatchupError]) -> Vec<pauselog_admin::schema::CatchupError> {
+    items.iter().cloned().map(|entry| error_dto(entry, false)).collect()
+}
+
 /// `map.stats()` as a key/value table (R9).
-fn stats_table(stats: &MapStats) -> String {
+fn stats_table(stats: &MapStats) -> comfy_table::Table {
     let optional = |d: Option<Duration>| d.map_or_else(|| "-".to_owned(), table::duration);
     table::key_values(&[
         ("state", state_text(&stats.state)),
@@ -734,7 +792,7 @@ fn stats_table(stats: &MapStats) -> String {
         ("oldest queued age", optional(stats.oldest_queued_age)),
         ("bytes left before the size cap", table::bytes(stats.bytes_left)),
         ("time left before the pause cap", optional(stats.pause_time_left)),
-        ("blocked", stats.blocked.map_or("-", limit).to_owned()),
+        ("blocked", stats.blocked.map_or_else(|| "-".to_owned(), |limit| format!("{limit:?}"))),
         ("replayed", stats.replayed.to_string()),
         ("remaining", stats.remaining.to_string()),
         ("drain rate", format!("{:.0} records/s", stats.drain_rate_per_sec)),

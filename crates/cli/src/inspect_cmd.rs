@@ -1,17 +1,25 @@
-//! `status`, `queued`, `errors` and `verify`: read-only looks at a data
-//! directory. They go through the engine's inspection API, which opens the
-//! logs read-only and takes no lock, so they work while an engine runs.
+//! The file view of a data directory, for when no engine serves it: the
+//! engine's inspection API opens the logs read-only and takes no lock.
+//! Pages come out in the admin API's schema (cursors included), so
+//! `queued` and `errors` print and page the same way in both views.
+//! Also `verify`, and the tables both views print.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use pauselog::{self as api, CatchupError, ErrorReason, Limit, MapState, Op, PauseReason, Query, QueuedRecord};
+use pauselog::admin::{error_dto, limit_dto, record_dto, state_dto, StateFields};
+use pauselog::{self as api, MapState, Query};
+use pauselog_admin::cursor::{self, List};
+use pauselog_admin::schema as dto;
 use serde_json::{json, Value};
 
-use crate::table::{self, Align, Table};
-use crate::{CliError, ListArgs, StatusArgs, VerifyArgs};
+use crate::table::{self, Align};
+use crate::{CliError, StatusArgs, VerifyArgs};
 
-/// `pauselog status`.
+/// What the file view cannot show, said once per command.
+pub const FILES_NOTE: &str = "showing the durable state read from its files: no drain rate, ETA or caps, a catch-up shows 0 replayed, and records an engine buffers under SyncPolicy::Interval are not in it yet";
+
+/// `pauselog status` from the files.
 pub fn status(args: &StatusArgs) -> Result<(), CliError> {
     require_dir(&args.dir)?;
     let mut reports = api::inspect(&args.dir)?;
@@ -23,18 +31,17 @@ pub fn status(args: &StatusArgs) -> Result<(), CliError> {
     }
     if args.json {
         let maps: Vec<Value> = reports.iter().map(report_json).collect();
-        return print_json(&json!({ "dir": args.dir.display().to_string(), "maps": maps }));
+        return print_json(&json!({ "source": "files", "dir": args.dir.display().to_string(), "maps": maps }));
     }
     if reports.is_empty() {
         println!("no table maps in {}", args.dir.display());
         return Ok(());
     }
-    let mut rows = Table::new(&[
+    let mut rows = table::new(&[
         ("MAP", Align::Left),
         ("STATE", Align::Left),
         ("PAUSED SINCE", Align::Left),
         ("REASON", Align::Left),
-        ("BLOCKED", Align::Left),
         ("QUEUED", Align::Right),
         ("QUEUED BYTES", Align::Right),
         ("OLDEST", Align::Right),
@@ -42,18 +49,12 @@ pub fn status(args: &StatusArgs) -> Result<(), CliError> {
         ("ERROR BYTES", Align::Right),
     ]);
     for report in &reports {
-        let (since, reason) = match &report.state {
-            MapState::Paused { since, reason, .. } => {
-                (format!("{} ({} ago)", table::rfc3339(*since), table::age(*since)), pause_reason(*reason).to_owned())
-            }
-            _ => ("-".to_owned(), "-".to_owned()),
-        };
-        rows.row(vec![
+        let StateFields { paused_since: since, pause_reason: reason, .. } = state_dto(&report.state);
+        rows.add_row(vec![
             report.name.clone(),
             state_text(&report.state),
-            since,
-            reason,
-            report.blocked.map_or("-", limit).to_owned(),
+            since.map_or_else(|| "-".to_owned(), |since| format!("{since} ({} ago)", table::age(since.0))),
+            reason.map_or_else(|| "-".to_owned(), |reason| format!("{reason:?}")),
             report.queued_records.to_string(),
             table::bytes(report.queued_bytes),
             report.oldest_queued_at.map_or_else(|| "-".to_owned(), table::age),
@@ -61,34 +62,52 @@ pub fn status(args: &StatusArgs) -> Result<(), CliError> {
             table::bytes(report.error_bytes),
         ]);
     }
-    print!("{}", rows.render());
+    table::print(&rows);
     Ok(())
 }
 
-/// `pauselog queued`.
-pub fn queued(args: &ListArgs) -> Result<(), CliError> {
-    let (map, query) = list_target(args)?;
-    let page = api::inspect_map(&args.dir, &map)?.queued(&query)?;
-    if args.json {
-        let items: Vec<Value> = page.items.iter().map(|r| record_json(r, args.show_payload)).collect();
-        return print_json(&json!({ "map": map, "items": items, "total": page.total, "next": page.next }));
-    }
-    print!("{}", queued_table(&page.items).render());
-    print_page_footer(&map, "queued", page.items.len(), page.total, page.next.as_deref(), args.key.as_deref());
-    Ok(())
+/// A page of queued records from the files.
+pub fn queued_page(
+    dir: &Path,
+    map: &str,
+    query: &Query,
+    payload: bool,
+) -> Result<dto::Page<dto::QueuedRecord>, CliError> {
+    let query = unbind_after(List::Queued, map, query)?;
+    let page = api::inspect_map(dir, map)?.queued(&query)?;
+    Ok(dto::Page {
+        map: map.to_owned(),
+        items: page.items.into_iter().map(|record| record_dto(record, payload)).collect(),
+        next: page.next.map(|next| cursor::bind(List::Queued, map, &next)),
+        total: page.total,
+    })
 }
 
-/// `pauselog errors`.
-pub fn errors(args: &ListArgs) -> Result<(), CliError> {
-    let (map, query) = list_target(args)?;
-    let page = api::inspect_map(&args.dir, &map)?.catchup_errors(&query)?;
-    if args.json {
-        let items: Vec<Value> = page.items.iter().map(|e| error_json(e, args.show_payload)).collect();
-        return print_json(&json!({ "map": map, "items": items, "total": page.total, "next": page.next }));
+/// A page of catch-up errors from the files.
+pub fn errors_page(
+    dir: &Path,
+    map: &str,
+    query: &Query,
+    payload: bool,
+) -> Result<dto::Page<dto::CatchupError>, CliError> {
+    let query = unbind_after(List::Errors, map, query)?;
+    let page = api::inspect_map(dir, map)?.catchup_errors(&query)?;
+    Ok(dto::Page {
+        map: map.to_owned(),
+        items: page.items.into_iter().map(|entry| error_dto(entry, payload)).collect(),
+        next: page.next.map(|next| cursor::bind(List::Errors, map, &next)),
+        total: page.total,
+    })
+}
+
+/// The engine's cursor inside an API cursor; a cursor of another map or
+/// list is refused as the API refuses it.
+fn unbind_after(list: List, map: &str, query: &Query) -> Result<Query, CliError> {
+    let mut query = query.clone();
+    if let Some(after) = &query.after {
+        query.after = Some(cursor::unbind(list, map, after).map_err(CliError::Refused)?.to_owned());
     }
-    print!("{}", errors_table(&page.items).render());
-    print_page_footer(&map, "catch-up errors", page.items.len(), page.total, page.next.as_deref(), args.key.as_deref());
-    Ok(())
+    Ok(query)
 }
 
 /// `pauselog verify`: exit 1 (via `CliError::Failed`) on any problem.
@@ -96,14 +115,14 @@ pub fn verify(args: &VerifyArgs) -> Result<(), CliError> {
     require_dir(&args.dir)?;
     let report = api::verify(&args.dir)?;
     println!("verified {}", args.dir.display());
-    let mut rows = Table::new(&[("MAP", Align::Left), ("FRAMES", Align::Right), ("BYTES", Align::Right)]);
+    let mut rows = table::new(&[("MAP", Align::Left), ("FRAMES", Align::Right), ("BYTES", Align::Right)]);
     for (name, frames, bytes) in &report.maps {
-        rows.row(vec![name.clone(), frames.to_string(), bytes.to_string()]);
+        rows.add_row(vec![name.clone(), frames.to_string(), bytes.to_string()]);
     }
-    if rows.is_empty() {
+    if rows.row_count() == 0 {
         println!("  no table maps");
     } else {
-        print!("{}", rows.render());
+        table::print(&rows);
     }
     if report.problems.is_empty() {
         println!("no problems found");
@@ -121,8 +140,8 @@ pub fn verify(args: &VerifyArgs) -> Result<(), CliError> {
 }
 
 /// The table the `queued` listing and the demo print.
-pub fn queued_table(records: &[QueuedRecord]) -> Table {
-    let mut rows = Table::new(&[
+pub fn queued_table(records: &[dto::QueuedRecord]) -> comfy_table::Table {
+    let mut rows = table::new(&[
         ("SEQ", Align::Right),
         ("KEY", Align::Left),
         ("OP", Align::Left),
@@ -130,20 +149,20 @@ pub fn queued_table(records: &[QueuedRecord]) -> Table {
         ("QUEUED AT", Align::Left),
     ]);
     for record in records {
-        rows.row(vec![
+        rows.add_row(vec![
             record.seq.to_string(),
             record.key.clone(),
-            op(record.op).to_owned(),
-            record.payload.len().to_string(),
-            table::rfc3339(record.queued_at),
+            format!("{:?}", record.op),
+            record.payload_bytes.to_string(),
+            record.queued_at.to_string(),
         ]);
     }
     rows
 }
 
 /// The table the `errors` listing and the demo print.
-pub fn errors_table(entries: &[CatchupError]) -> Table {
-    let mut rows = Table::new(&[
+pub fn errors_table(entries: &[dto::CatchupError]) -> comfy_table::Table {
+    let mut rows = table::new(&[
         ("SEQ", Align::Right),
         ("KEY", Align::Left),
         ("OP", Align::Left),
@@ -153,20 +172,21 @@ pub fn errors_table(entries: &[CatchupError]) -> Table {
         ("LAST ERROR", Align::Left),
     ]);
     for entry in entries {
-        rows.row(vec![
+        rows.add_row(vec![
             entry.record.seq.to_string(),
             entry.record.key.clone(),
-            op(entry.record.op).to_owned(),
-            error_reason(entry.reason).to_owned(),
+            format!("{:?}", entry.record.op),
+            format!("{:?}", entry.reason),
             entry.attempts.to_string(),
-            table::rfc3339(entry.last_failed_at),
+            entry.last_failed_at.to_string(),
             entry.last_error.clone().unwrap_or_else(|| "-".to_owned()),
         ]);
     }
     rows
 }
 
-fn print_page_footer(map: &str, what: &str, shown: usize, total: u64, next: Option<&str>, key: Option<&str>) {
+/// `N shown; T <what> in map M` and the `--after` of the next page.
+pub fn print_page_footer(map: &str, what: &str, shown: usize, total: u64, next: Option<&str>, key: Option<&str>) {
     let scope = key.map_or_else(|| format!("map {map}"), |key| format!("key {key} in map {map}"));
     println!("{shown} shown; {total} {what} in {scope}");
     if let Some(next) = next {
@@ -174,41 +194,8 @@ fn print_page_footer(map: &str, what: &str, shown: usize, total: u64, next: Opti
     }
 }
 
-/// The map and query of a listing. Without `--map`, the only map of the
-/// directory is meant; with several, the user must choose.
-fn list_target(args: &ListArgs) -> Result<(String, Query), CliError> {
-    require_dir(&args.dir)?;
-    let map = match &args.map {
-        Some(map) => map.clone(),
-        None => {
-            let names = pauselog::list_map_names(&args.dir)?;
-            match names.as_slice() {
-                [only] => only.clone(),
-                [] => return Err(CliError::Usage(format!("no table maps in {}", args.dir.display()))),
-                _ => {
-                    return Err(CliError::Usage(format!(
-                        "{} holds several table maps ({}); choose one with --map",
-                        args.dir.display(),
-                        names.join(", ")
-                    )))
-                }
-            }
-        }
-    };
-    let mut query = Query::default();
-    if let Some(key) = &args.key {
-        query = query.key(key.clone());
-    }
-    if let Some(limit) = args.limit {
-        query = query.limit(limit);
-    }
-    if let Some(after) = &args.after {
-        query = query.after(after.clone());
-    }
-    Ok((map, query))
-}
-
-fn require_dir(dir: &Path) -> Result<(), CliError> {
+/// Fails with a usage error unless `dir` is a directory.
+pub fn require_dir(dir: &Path) -> Result<(), CliError> {
     if dir.is_dir() {
         Ok(())
     } else {
@@ -219,131 +206,73 @@ fn require_dir(dir: &Path) -> Result<(), CliError> {
     }
 }
 
+/// The only map stored in `dir`, or a usage error naming the choices.
+pub fn only_stored_map(dir: &Path) -> Result<String, CliError> {
+    let names = pauselog::list_map_names(dir)?;
+    only_one(dir, names)
+}
+
+/// The only name of `names`, or a usage error naming the choices.
+pub fn only_one(dir: &Path, names: Vec<String>) -> Result<String, CliError> {
+    match names.as_slice() {
+        [only] => Ok(only.clone()),
+        [] => Err(CliError::Usage(format!("no table maps in {}", dir.display()))),
+        _ => Err(CliError::Usage(format!(
+            "{} holds several table maps ({}); choose one with --map",
+            dir.display(),
+            names.join(", ")
+        ))),
+    }
+}
+
 fn no_such_map(dir: &Path, map: &str) -> Result<CliError, CliError> {
     let names = pauselog::list_map_names(dir)?;
     Ok(CliError::Usage(format!("no table map {map} in {}; it holds: {}", dir.display(), names.join(", "))))
 }
 
-fn print_json(value: &Value) -> Result<(), CliError> {
+/// Prints `value` as pretty JSON.
+pub fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Io(format!("cannot format JSON: {e}")))?;
     println!("{text}");
     Ok(())
 }
 
 fn report_json(report: &api::MapReport) -> Value {
+    let StateFields { state, paused_since, pause_reason, pause_window } = state_dto(&report.state);
     let mut value = json!({
         "name": report.name,
-        "state": state_name(&report.state),
-        "blocked": report.blocked.map(limit),
+        "state": state,
+        "paused_since": paused_since,
+        "pause_reason": pause_reason,
+        "pause_window": pause_window,
+        "blocked": report.blocked.map(limit_dto),
         "head": report.head,
         "tail": report.tail,
         "queued_records": report.queued_records,
         "queued_bytes": report.queued_bytes,
         "error_records": report.error_records,
         "error_bytes": report.error_bytes,
-        "oldest_queued_at": report.oldest_queued_at.map(table::rfc3339),
+        "oldest_queued_at": report.oldest_queued_at.map(dto::Timestamp),
         "oldest_queued_age_ms": report.oldest_queued_at.and_then(age_ms),
         "data_segments": report.data_segments,
     });
-    match &report.state {
-        MapState::Paused { since, reason, .. } => {
-            value["paused_since"] = json!(table::rfc3339(*since));
-            value["pause_reason"] = json!(pause_reason(*reason));
-        }
-        MapState::CatchingUp { replayed, remaining } => {
-            value["replayed"] = json!(replayed);
-            value["remaining"] = json!(remaining);
-        }
-        MapState::Running => {}
+    if let MapState::CatchingUp { replayed, remaining } = &report.state {
+        value["replayed"] = json!(replayed);
+        value["remaining"] = json!(remaining);
     }
     value
-}
-
-fn record_json(record: &QueuedRecord, show_payload: bool) -> Value {
-    let mut value = json!({
-        "seq": record.seq,
-        "key": record.key,
-        "op": op(record.op),
-        "payload_bytes": record.payload.len(),
-        "queued_at": table::rfc3339(record.queued_at),
-        "queued_at_unix_ns": unix_ns(record.queued_at),
-    });
-    if show_payload {
-        value["payload"] = json!(String::from_utf8_lossy(&record.payload));
-    }
-    value
-}
-
-fn error_json(entry: &CatchupError, show_payload: bool) -> Value {
-    json!({
-        "record": record_json(&entry.record, show_payload),
-        "reason": error_reason(entry.reason),
-        "last_error": entry.last_error,
-        "attempts": entry.attempts,
-        "first_failed_at": table::rfc3339(entry.first_failed_at),
-        "last_failed_at": table::rfc3339(entry.last_failed_at),
-    })
 }
 
 fn age_ms(time: SystemTime) -> Option<u64> {
-    SystemTime::now().duration_since(time).ok().map(|d| d.as_millis() as u64)
+    SystemTime::now().duration_since(time).ok().map(dto::millis)
 }
 
-fn unix_ns(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// `Running`, `Paused`, `CatchingUp`.
-pub fn state_name(state: &MapState) -> &'static str {
-    match state {
-        MapState::Running => "Running",
-        MapState::Paused { .. } => "Paused",
-        MapState::CatchingUp { .. } => "CatchingUp",
-    }
-}
-
-/// The state with its figures, for tables.
+/// The engine's state with its figures, for tables.
 pub fn state_text(state: &MapState) -> String {
     match state {
         MapState::Running => "Running".to_owned(),
-        MapState::Paused { blocked: Some(cap), .. } => format!("Paused+Blocked({})", limit(*cap)),
+        MapState::Paused { blocked: Some(cap), .. } => format!("Paused+Blocked({cap:?})"),
         MapState::Paused { .. } => "Paused".to_owned(),
         MapState::CatchingUp { replayed, remaining } => format!("CatchingUp ({replayed} replayed, {remaining} left)"),
-    }
-}
-
-/// A pause reason's name.
-pub fn pause_reason(reason: PauseReason) -> &'static str {
-    match reason {
-        PauseReason::Manual => "Manual",
-        PauseReason::Window { .. } => "Window",
-        PauseReason::DestinationUnavailable => "DestinationUnavailable",
-    }
-}
-
-/// A limit's name.
-pub fn limit(limit: Limit) -> &'static str {
-    match limit {
-        Limit::Size => "Size",
-        Limit::PauseAge => "PauseAge",
-    }
-}
-
-/// An operation's name.
-pub fn op(op: Op) -> &'static str {
-    match op {
-        Op::Create => "Create",
-        Op::Update => "Update",
-        Op::Delete => "Delete",
-    }
-}
-
-/// An error reason's name.
-pub fn error_reason(reason: ErrorReason) -> &'static str {
-    match reason {
-        ErrorReason::Rejected => "Rejected",
-        ErrorReason::Preserved => "Preserved",
-        ErrorReason::BlockedByEarlierFailure => "BlockedByEarlierFailure",
-        ErrorReason::Superseded => "Superseded",
     }
 }

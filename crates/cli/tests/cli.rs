@@ -77,7 +77,7 @@ fn demo_then_status_queued_and_verify_read_its_directory() {
     let after: serde_json::Value = serde_json::from_slice(&after.stdout).expect("queued --after prints JSON");
     assert!(after["items"][0]["seq"].as_u64() > json["items"][1]["seq"].as_u64(), "R10: the next page continues");
     let bad_cursor = pauselog(&["queued", "--dir", dir, "--after", "not-a-cursor"]);
-    assert_eq!(bad_cursor.status.code(), Some(1), "{}", text(&bad_cursor));
+    assert_eq!(bad_cursor.status.code(), Some(4), "refused, nothing changed: {}", text(&bad_cursor));
 
     let errors = pauselog(&["errors", "--dir", dir]);
     assert!(errors.status.success(), "{}", text(&errors));

@@ -40,7 +40,7 @@ pub struct Engine {
     shared: Arc<EngineShared>,
 }
 
-struct EngineShared {
+pub(crate) struct EngineShared {
     ctx: Arc<EngineCtx>,
     maps: Mutex<HashMap<String, Arc<MapShared>>>,
     ticker: Mutex<Option<JoinHandle<()>>>,
@@ -48,6 +48,8 @@ struct EngineShared {
     stop_changed: Condvar,
     closed: AtomicBool,
     lock: Mutex<Option<Box<dyn fmt::Debug + Send + Sync>>>,
+    #[cfg(feature = "admin")]
+    admin: crate::admin::AdminState,
 }
 
 impl fmt::Debug for Engine {
@@ -66,6 +68,8 @@ pub struct EngineBuilder {
     tick_interval: Option<Duration>,
     segment_bytes_max: u64,
     storage: Arc<dyn Storage>,
+    #[cfg(feature = "admin")]
+    admin: crate::admin::AdminOptions,
 }
 
 impl EngineBuilder {
@@ -103,7 +107,31 @@ impl EngineBuilder {
         self
     }
 
-    /// Opens the directory, taking its exclusive lock.
+    /// Serve the admin API (SPEC R24) on `<dir>/admin/admin.sock`: a Unix
+    /// socket of mode 0600 in a directory of mode 0700 that refuses peers
+    /// of another user. It runs on one engine-wide thread
+    /// (`pauselog-admin`); its calls run on at most 4 more, started on
+    /// demand. Default: true.
+    #[cfg(feature = "admin")]
+    pub fn admin_socket(mut self, serve: bool) -> Self {
+        self.admin.socket = serve;
+        self
+    }
+
+    /// Also serve the admin API on `addr`, which must be a loopback
+    /// address (port 0 picks one; [`Engine::admin_tcp_addr`] tells which),
+    /// to requests that carry `Authorization: Bearer <token>`, the token
+    /// being the content of `token_file`: a file of this process's user
+    /// with mode 0600 (or 0400), read once at open. Default: off.
+    #[cfg(feature = "admin")]
+    pub fn admin_tcp(mut self, addr: std::net::SocketAddr, token_file: impl AsRef<Path>) -> Self {
+        self.admin.tcp = Some((addr, token_file.as_ref().to_path_buf()));
+        self
+    }
+
+    /// Opens the directory, taking its exclusive lock; then starts the
+    /// admin API's listeners (feature `admin`), so a failure to bind them
+    /// closes the engine again and is this call's error.
     pub fn open(self) -> Result<Engine> {
         let dir = self.dir;
         std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
@@ -121,7 +149,9 @@ impl EngineBuilder {
             segment_bytes_max: self.segment_bytes_max,
             storage: self.storage,
         });
-        let shared = Arc::new(EngineShared {
+        let shared = Arc::new_cyclic(|_weak: &Weak<EngineShared>| EngineShared {
+            #[cfg(feature = "admin")]
+            admin: crate::admin::AdminState::new(_weak.clone(), dir.clone()),
             ctx,
             maps: Mutex::new(HashMap::new()),
             ticker: Mutex::new(None),
@@ -138,8 +168,11 @@ impl EngineBuilder {
                 .map_err(|e| Error::Io { path: dir.clone(), source: e })?;
             *shared.ticker.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         }
+        let engine = Engine { shared };
+        #[cfg(feature = "admin")]
+        engine.shared.admin.start(&self.admin)?;
         tracing::info!(dir = %dir.display(), sync = ?self.sync, "engine opened");
-        Ok(Engine { shared })
+        Ok(engine)
     }
 }
 
@@ -174,6 +207,23 @@ impl EngineShared {
         self.maps.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
+    /// Handles on the open maps.
+    pub(crate) fn open_maps(&self) -> Vec<TableMap> {
+        self.maps().into_iter().map(|shared| TableMap { shared }).collect()
+    }
+
+    /// A handle on the open map `name`.
+    #[cfg(feature = "admin")]
+    pub(crate) fn open_map(&self, name: &str) -> Option<TableMap> {
+        let maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        maps.get(name).map(|shared| TableMap { shared: shared.clone() })
+    }
+
+    #[cfg(feature = "admin")]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     fn tick(&self) {
         for map in self.maps() {
             map.tick();
@@ -191,6 +241,9 @@ impl EngineShared {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        // No operator request may reach a map while it closes.
+        #[cfg(feature = "admin")]
+        self.admin.stop();
         *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.stop_changed.notify_all();
         let ticker = self.ticker.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -229,6 +282,8 @@ impl Engine {
             tick_interval: Some(Duration::from_secs(1)),
             segment_bytes_max: 64 * 1024 * 1024,
             storage: Arc::new(FsStorage),
+            #[cfg(feature = "admin")]
+            admin: crate::admin::AdminOptions::default(),
         }
     }
 
@@ -255,6 +310,32 @@ impl Engine {
         let shared = crate::open::open_map(&self.shared.ctx, name, config, destination)?;
         maps.insert(name.to_owned(), shared.clone());
         Ok(TableMap { shared })
+    }
+
+    /// Handles on the table maps open in this engine, in no order.
+    pub fn open_maps(&self) -> Vec<TableMap> {
+        self.shared.open_maps()
+    }
+
+    /// The admin API's backend, to mount its router in the service's own
+    /// HTTP server: `pauselog_admin::router::router(engine.admin_backend(), auth)`.
+    /// It shares its retry-job registry with the engine's own listeners and
+    /// holds the engine weakly (after close, calls answer `engine_closed`).
+    #[cfg(feature = "admin")]
+    pub fn admin_backend(&self) -> Arc<dyn pauselog_admin::AdminBackend> {
+        self.shared.admin.backend.clone()
+    }
+
+    /// The admin socket this engine serves, if it serves one.
+    #[cfg(feature = "admin")]
+    pub fn admin_socket_path(&self) -> Option<PathBuf> {
+        self.shared.admin.socket_path()
+    }
+
+    /// The loopback address of the admin API's TCP listener, if asked for.
+    #[cfg(feature = "admin")]
+    pub fn admin_tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.shared.admin.tcp_addr()
     }
 
     /// Names of the table maps stored in the data directory.

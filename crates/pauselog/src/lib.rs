@@ -39,6 +39,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod clock;
 mod codec;
 mod destination;

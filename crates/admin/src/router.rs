@@ -1,0 +1,151 @@
+//! The API as an axum [`Router`], for the engine's own listeners and for a
+//! service that mounts it into its HTTP server:
+//!
+//! ```no_run
+//! # fn demo(backend: std::sync::Arc<dyn pauselog_admin::AdminBackend>, token: pauselog_admin::Token) {
+//! use pauselog_admin::router::{router, Auth};
+//! let admin = router(backend, Auth::Bearer(token));
+//! let app: axum::Router = axum::Router::new().nest("/pauselog", admin);
+//! # }
+//! ```
+//!
+//! Every request under `/v1/` is answered by [`crate::backend::handle`] on a
+//! blocking thread; the body is read up to
+//! [`REQUEST_BODY_BYTES_MAX`](crate::request::REQUEST_BODY_BYTES_MAX) (and,
+//! on the engine's own listeners, within [`BODY_READ_TIMEOUT`]). Any other path gets a JSON `unknown_route` or
+//! `unknown_version` error, so routes added beside these (a web page,
+//! `/metrics`) take precedence without touching the API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::any;
+use axum::Router;
+
+use crate::backend::{handle, AdminBackend, Answer};
+use crate::request::REQUEST_BODY_BYTES_MAX;
+use crate::schema::{ApiError, ErrorCode};
+use crate::token::Token;
+
+/// Longest time a request body may take to arrive.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who may call the API through this router.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Auth {
+    /// Every request that reaches the router: its connections were vetted
+    /// before (the Unix socket checks its peer's uid), or the service that
+    /// mounts the router authenticates in front of it.
+    Vetted,
+    /// Requests with `Authorization: Bearer <token>`.
+    Bearer(Token),
+}
+
+impl Auth {
+    /// `Ok` if `request` may pass.
+    pub fn check<B>(&self, request: &axum::http::Request<B>) -> Result<(), ApiError> {
+        let Auth::Bearer(token) = self else { return Ok(()) };
+        let presented =
+            request.headers().get(header::AUTHORIZATION).and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
+        match presented {
+            Some(candidate) if token.matches(candidate) => Ok(()),
+            Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "the bearer token is wrong")),
+            None => Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "this listener needs an Authorization: Bearer <token> header, the token from the engine's token file",
+            )),
+        }
+    }
+}
+
+struct ApiState {
+    backend: Arc<dyn AdminBackend>,
+    auth: Auth,
+    body_read_timeout: Option<Duration>,
+}
+
+/// The API's router over `backend`, admitting requests by `auth`. Bodies
+/// are read without a deadline of the router's own: the mounting service's
+/// server sets its timeouts (the engine's listeners use [`BODY_READ_TIMEOUT`]).
+pub fn router(backend: Arc<dyn AdminBackend>, auth: Auth) -> Router {
+    router_with_body_timeout(backend, auth, None)
+}
+
+/// [`router`] that answers `request_timeout` when a body takes longer than
+/// `body_read_timeout`; needs a tokio runtime with its timer enabled.
+pub fn router_with_body_timeout(
+    backend: Arc<dyn AdminBackend>,
+    auth: Auth,
+    body_read_timeout: Option<Duration>,
+) -> Router {
+    let state = Arc::new(ApiState { backend, auth, body_read_timeout });
+    Router::new()
+        .route("/v1", any(api))
+        .route("/v1/", any(api))
+        .route("/v1/{*rest}", any(api))
+        .fallback(api)
+        .with_state(state)
+}
+
+async fn api(State(state): State<Arc<ApiState>>, request: Request) -> Response {
+    if let Err(error) = state.auth.check(&request) {
+        return respond(Answer::error(&error));
+    }
+    let (parts, body) = request.into_parts();
+    let read = to_bytes(body, REQUEST_BODY_BYTES_MAX);
+    let read = match state.body_read_timeout {
+        Some(limit) => tokio::time::timeout(limit, read).await.map_err(|_| limit),
+        None => Ok(read.await),
+    };
+    let body = match read {
+        Ok(Ok(body)) => body,
+        Ok(Err(error)) => {
+            let too_large =
+                std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            let error = if too_large {
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the request body is larger than the limit of {REQUEST_BODY_BYTES_MAX} bytes"),
+                )
+            } else {
+                ApiError::new(ErrorCode::MalformedJson, format!("the request body could not be read: {error}"))
+            };
+            return respond(Answer::error(&error));
+        }
+        Err(limit) => {
+            let error = ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!("the request body did not arrive within {} s", limit.as_secs_f64()),
+            );
+            return respond(Answer::error(&error));
+        }
+    };
+    let method = parts.method.as_str().to_owned();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().map(str::to_owned);
+    let backend = state.backend.clone();
+    let answer =
+        tokio::task::spawn_blocking(move || handle(backend.as_ref(), &method, &path, query.as_deref(), &body)).await;
+    respond(answer.unwrap_or_else(|join_error| {
+        tracing::error!(error = %join_error, "an admin request's handler panicked");
+        Answer::error(&ApiError::new(ErrorCode::Internal, "the engine failed while handling the request"))
+    }))
+}
+
+fn respond(answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
