@@ -44,9 +44,12 @@ pub fn rec(key: &str, n: u64) -> Record {
 /// An open flag and its condvar: deliveries wait while it is false.
 type Gate = (Mutex<bool>, std::sync::Condvar);
 
+/// Which records a partial gate holds.
+type RecordFilter = Arc<dyn Fn(&QueuedRecord) -> bool + Send + Sync>;
+
 /// A destination that records what it is given and can be told to reject
 /// keys, be unavailable, or block until released.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct TestDest {
     delivered: Mutex<Vec<QueuedRecord>>,
     reject_keys: Mutex<HashSet<String>>,
@@ -55,6 +58,8 @@ pub struct TestDest {
     unavailable_after: AtomicU64,
     calls: AtomicU64,
     gate: Mutex<Option<Arc<Gate>>>,
+    /// Only records this accepts wait at the gate (all, when unset).
+    gate_filter: Mutex<Option<RecordFilter>>,
     /// The keys of each `deliver_batch` call, in call order.
     batch_keys: Mutex<Vec<Vec<String>>>,
 }
@@ -91,8 +96,16 @@ impl TestDest {
         *self.gate.lock().unwrap() = Some(Arc::new((Mutex::new(false), std::sync::Condvar::new())));
     }
 
+    /// Makes deliveries of the records `filter` accepts wait until
+    /// [`TestDest::open_gate`]; the others go through.
+    pub fn close_gate_for(&self, filter: impl Fn(&QueuedRecord) -> bool + Send + Sync + 'static) {
+        *self.gate_filter.lock().unwrap() = Some(Arc::new(filter));
+        self.close_gate();
+    }
+
     /// Lets waiting deliveries through.
     pub fn open_gate(&self) {
+        self.gate_filter.lock().unwrap().take();
         if let Some(gate) = self.gate.lock().unwrap().take() {
             *gate.0.lock().unwrap() = true;
             gate.1.notify_all();
@@ -134,10 +147,18 @@ impl TestDest {
     }
 }
 
+impl std::fmt::Debug for TestDest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDest").field("delivered", &self.delivered.lock().unwrap().len()).finish()
+    }
+}
+
 impl Destination for TestDest {
     fn deliver(&self, record: &QueuedRecord) -> Result<(), DeliveryError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let gate = self.gate.lock().unwrap().clone();
+        let filter = self.gate_filter.lock().unwrap().clone();
+        let gated = filter.is_none_or(|filter| filter(record));
+        let gate = self.gate.lock().unwrap().clone().filter(|_| gated);
         if let Some(gate) = gate {
             let mut open = gate.0.lock().unwrap();
             while !*open {

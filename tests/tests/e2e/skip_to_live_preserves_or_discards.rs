@@ -99,3 +99,24 @@ fn preserve_over_the_error_cap_is_refused_and_changes_nothing() {
     let after = map.stats();
     assert_eq!((after.state, after.queued_records, after.error_records), (before.state, 10, 0));
 }
+
+/// Found by review: a `skip_to_live(true)` refused for the errors' cap had
+/// already stopped the replay, so the map stayed CatchingUp with no worker.
+/// A refused skip changes nothing: the catch-up goes on and finishes.
+#[test]
+fn a_refused_skip_leaves_the_catch_up_running() {
+    let config = MapConfig { max_error_bytes: 100, ..MapConfig::default() };
+    let fixture = Fixture::new(config);
+    let (map, dest) = (&fixture.map, &fixture.dest);
+    fixture.queue(50, |n| format!("K{}", n % 5));
+    fixture.stall_catch_up_after(10);
+    let before = map.stats();
+    let refused = map.skip_to_live(true);
+    assert!(matches!(refused, Err(Error::ErrorsFull { .. })), "{refused:?}");
+    let after = map.stats();
+    assert!(matches!(after.state, MapState::CatchingUp { .. }), "{:?}", after.state);
+    assert_eq!((after.queued_records, after.error_records), (before.queued_records, 0));
+    dest.set_unavailable(false);
+    wait_running(map);
+    assert_eq!(sorted(dest.delivered_seqs()), (1..=50).collect::<Vec<u64>>());
+}
