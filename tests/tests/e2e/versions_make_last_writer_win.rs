@@ -98,7 +98,7 @@ fn lww_child() {
             map.pause().expect("pause");
             wait_acks(300); // queueing
             map.resume(ResumeMode::CatchUp).expect("resume");
-            if cycle % 2 == 0 {
+            if cycle % 2 == 1 {
                 wait_acks(50); // writers go to the tail while it drains
             } else if map.skip_to_live(true).is_ok() {
                 say("SKIPPED", &[]);

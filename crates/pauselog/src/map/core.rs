@@ -225,6 +225,24 @@ impl Core {
         });
     }
 
+    /// Debug builds: the byte counters against a sum recomputed from the
+    /// data log (the queue is the live records in `head..=tail`; the errors
+    /// are the records the errors index lists).
+    #[cfg(debug_assertions)]
+    pub fn check_accounting(&self, data: &pauselog_wal::Wal) {
+        let queued = if self.head <= self.tail { data.range_bytes(self.head..=self.tail) } else { 0 };
+        assert_eq!(self.queue_bytes, queued, "queued bytes disagree with the data log");
+        if self.errors.len() <= 10_000 {
+            let errors: u64 =
+                self.errors.seqs_in(0..=u64::MAX, usize::MAX).iter().filter_map(|&seq| data.record_bytes(seq)).sum();
+            assert_eq!(self.error_bytes, errors, "catch-up error bytes disagree with the data log");
+        }
+    }
+
+    /// Release builds check nothing here.
+    #[cfg(not(debug_assertions))]
+    pub fn check_accounting(&self, _data: &pauselog_wal::Wal) {}
+
     /// True if a live, pass-through or retry delivery of this key hash is
     /// in flight.
     pub fn key_busy(&self, key_hash: u64) -> bool {

@@ -61,6 +61,7 @@ impl MapShared {
         for &(lo, hi) in &ranges {
             self.data.release(lo..=hi).map_err(|e| Error::from_wal(&self.name, e))?;
         }
+        core.check_accounting(&self.data);
         tracing::info!(map = %self.name, discarded = seqs.len(), "catch-up errors discarded");
         self.changed.notify_all();
         Ok(seqs.len() as u64)

@@ -449,3 +449,52 @@ impl MapShared {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::{DeliveryError, Destination, Engine, Error, MapConfig, Op, QueuedRecord, Record, Submitted};
+
+    #[derive(Debug)]
+    struct Accept;
+
+    impl Destination for Accept {
+        fn deliver(&self, _: &QueuedRecord) -> Result<(), DeliveryError> {
+            Ok(())
+        }
+    }
+
+    /// A thread that panicked while changing a map's state (a broken
+    /// invariant, e.g. an accounting underflow) leaves it unknown: every
+    /// change answers `Error::Poisoned` until the engine is reopened, which
+    /// recomputes the state from the logs; the figures stay readable.
+    #[test]
+    fn a_panic_under_the_map_lock_poisons_the_map_until_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let open = || Engine::builder(dir.path()).tick_interval(None).open().expect("engine");
+        let engine = open();
+        let map = engine.table_map("m", MapConfig::default(), Arc::new(Accept)).expect("map");
+        map.pause().expect("pause");
+        map.submit(Record::new("K", Op::Update, b"v1".to_vec())).expect("queued");
+        let shared = map.shared.clone();
+        let panicked = std::thread::spawn(move || {
+            let _core = shared.core.lock().expect("not poisoned yet");
+            panic!("a broken invariant");
+        })
+        .join();
+        assert!(panicked.is_err());
+        let poisoned = |result: crate::Result<()>| matches!(result, Err(Error::Poisoned { .. }));
+        assert!(poisoned(map.resume(crate::ResumeMode::CatchUp)));
+        assert!(poisoned(map.submit(Record::new("K", Op::Update, b"v2".to_vec())).map(drop)));
+        assert!(poisoned(map.discard_errors(crate::Selection::All).map(drop)));
+        assert_eq!(map.stats().queued_records, 1, "the figures stay readable");
+        drop(map);
+        assert!(matches!(engine.close(), Err(Error::Poisoned { .. })), "close reports the poisoned map");
+
+        let engine = open();
+        let map = engine.table_map("m", MapConfig::default(), Arc::new(Accept)).expect("map");
+        assert_eq!(map.stats().queued_records, 1, "nothing acknowledged was lost");
+        assert!(matches!(map.submit(Record::new("K", Op::Update, b"v3".to_vec())), Ok(Submitted::Queued { .. })));
+    }
+}

@@ -285,6 +285,7 @@ impl MapShared {
         core.lanes_busy = 0;
         core.stopped_outcomes.clear();
         core.stopped_delivered.clear();
+        core.check_accounting(&self.data);
         self.changed.notify_all();
     }
 }

@@ -546,6 +546,7 @@ impl<'m> Replay<'m> {
             core.error_table.add(run);
         }
         core.head_advanced(new_head, passed_bytes, count as u64);
+        core.check_accounting(&self.map.data);
         self.unsettled_records += count as u64;
         Ok(())
     }
@@ -688,6 +689,7 @@ impl<'m> Replay<'m> {
             }
             core.stopped_delivered = released;
             core.stopped_outcomes = ragged.outcomes;
+            core.check_accounting(&self.map.data);
             if let Err(error) = self.settle(&mut core) {
                 tracing::warn!(map = %self.map.name, %error, "replay could not settle its last batches; they will be delivered again");
             }
