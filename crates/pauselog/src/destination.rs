@@ -24,16 +24,43 @@ impl std::fmt::Display for DeliveryError {
 }
 
 /// Writes records into the destination app. Called from the submitting
-/// thread (live sync) and from the engine's replay and retry threads.
+/// thread (live sync and pass-through), from the replay's lane threads and
+/// from retry jobs: possibly from several threads at once (one call per
+/// lane, R22), but never with two calls holding the same integration key at
+/// the same time.
 ///
-/// Live deliveries carry `seq == 0`: only queued records get a sequence
-/// number, and a live record is never replayed, so it needs no dedupe key.
+/// # Versions: last writer wins (R21)
+///
+/// Every record carries a `seq` from one per-map sequence that strictly
+/// increases in submit order and is never reused, across crashes too, live
+/// or queued. Delivery is at least once (R18): after a crash a record may
+/// come again, and a retry may bring an old record after a newer one was
+/// applied. A destination that keeps, per key, the `seq` it last applied
+/// and applies a record only when its `seq` is greater gets the source's
+/// last write per key whatever the order of arrival. In SQL:
+///
+/// ```sql
+/// INSERT INTO customers AS t (key, seq, body) VALUES ($1, $2, $3)
+/// ON CONFLICT (key) DO UPDATE SET seq = EXCLUDED.seq, body = EXCLUDED.body
+/// WHERE t.seq < EXCLUDED.seq;
+/// ```
+///
+/// A delete is applied the same way, as a tombstone that keeps its `seq`
+/// (so that an older upsert arriving later cannot bring the row back).
+///
+/// Answer `Rejected` for a permanent, record-level failure (a business
+/// validation, a constraint), `Unavailable` for a transient one (the app
+/// is down, a timeout, throttling): the engine retries those with backoff
+/// and never moves them to the catch-up errors.
 pub trait Destination: Send + Sync + 'static {
     /// Delivers one record.
     fn deliver(&self, record: &QueuedRecord) -> Result<(), DeliveryError>;
 
-    /// Delivers a batch in order; one result per record. A batch never holds
-    /// two records with the same integration key under `KeyOrdering::Strict`.
+    /// Delivers a batch; one result per record, in the batch's order. The
+    /// records are in seq order; under `KeyOrdering::Strict` a batch never
+    /// holds two records with the same integration key, so the destination
+    /// may apply them in any order. A wrong number of results reads as
+    /// `Unavailable` for the whole batch.
     fn deliver_batch(&self, batch: &[QueuedRecord]) -> Vec<Result<(), DeliveryError>> {
         batch.iter().map(|record| self.deliver(record)).collect()
     }

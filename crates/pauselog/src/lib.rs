@@ -6,7 +6,7 @@
 //! queue can be listed (pages, counts, a filter by integration key); on resume
 //! it is played back by catching up (new writes go to the tail until the
 //! backlog drains), or skipped to live while preserving the backlog as
-//! catch-up errors, or discarding it. The contract is `SPEC.md`, rules R1–R20.
+//! catch-up errors, or discarding it. The contract is `SPEC.md`, rules R1–R24.
 //!
 //! ```
 //! use pauselog::*;
