@@ -46,10 +46,12 @@ pub mod cursor;
 mod index;
 mod posting;
 mod ranges;
+mod runs;
 mod store;
 
 pub use cursor::Cursor;
 pub use index::{KeyIndex, SeqPage};
+pub use runs::{key_hash, KeyRuns, OpenReport, RunOptions, RUN_MAGIC, RUN_VERSION};
 pub use store::{Checkpoint, IndexStore, CHUNK_BYTES_TARGET, LOCK_WAIT_MAX};
 
 /// Result of this crate.
@@ -85,6 +87,22 @@ pub enum Error {
          directory loses nothing and the next open rebuilds it from the logs"
     )]
     Store(#[from] sled::Error),
+    /// A file of the index could not be read or written.
+    #[error(
+        "key index file {path}: {source}; the index is derived data, so it can be deleted and rebuilt from the log"
+    )]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A run handed to the index does not fit it (a bug in the caller).
+    #[error("invalid key index run: {reason}")]
+    InvalidRun {
+        /// What is wrong.
+        reason: String,
+    },
     /// A stored index failed its checks.
     #[error(
         "stored index `{name}` is corrupt ({reason}); rebuild it from the log \

@@ -8,7 +8,6 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use pauselog_index::IndexStore;
 use pauselog_wal::{FsStorage, Storage};
 
 use crate::clock::{Clock, SystemClock};
@@ -140,12 +139,11 @@ impl EngineBuilder {
             std::io::ErrorKind::WouldBlock => Error::Locked { dir: dir.clone(), holder: e.to_string() },
             _ => Error::Io { path: dir.clone(), source: e },
         })?;
-        let index_store = open_index_store(&dir.join("index"))?;
+        remove_legacy_index_store(&dir.join("index"));
         let ctx = Arc::new(EngineCtx {
             dir: dir.clone(),
             clock: self.clock,
             sync: self.sync,
-            index_store,
             segment_bytes_max: self.segment_bytes_max,
             storage: self.storage,
         });
@@ -176,15 +174,13 @@ impl EngineBuilder {
     }
 }
 
-/// The index store is derived data (R19a): if it cannot be opened, it is
-/// rebuilt from the logs.
-fn open_index_store(path: &Path) -> Result<IndexStore> {
-    match IndexStore::open(path) {
-        Ok(store) => Ok(store),
-        Err(error) => {
-            tracing::warn!(path = %path.display(), %error, "index store unreadable: rebuilding it from the logs");
-            let _ = std::fs::remove_dir_all(path);
-            IndexStore::open(path).map_err(Error::from_index)
+/// Data directories written before the key index moved next to each map's
+/// logs kept it in a sled store at `index/`: derived data (R19a), deleted.
+fn remove_legacy_index_store(path: &Path) {
+    if path.is_dir() {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => tracing::info!(path = %path.display(), "removed the key index store of an older version"),
+            Err(error) => tracing::warn!(path = %path.display(), %error, "could not remove an old key index store"),
         }
     }
 }

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use pauselog_index::KeyIndex;
+use std::path::Path;
+
+use pauselog_index::{KeyIndex, KeyRuns, RunOptions};
 use pauselog_wal::{SyncPolicy, Wal, WalOptions};
 
 use crate::codec;
@@ -128,11 +130,13 @@ pub(crate) fn open_map(
     let tail = data.next_seq() - 1;
     let head = durable.head;
     release_stale(&data, &durable).map_err(wal_error)?;
-    let (queue, errors) = load_indexes(ctx, name, &meta, &data, &durable)?;
-    // Computed after the indexes: loading them releases stray seq markers.
-    let queue_bytes = if head <= tail { data.range_bytes(head..=tail) } else { 0 };
+    let keys = load_keys(name, &dir.join("keys"), &data)?;
+    // Counted after the keys: loading them releases stray seq markers.
+    let (queue_records, queue_bytes) =
+        if head <= tail { (data.range_records(head..=tail), data.range_bytes(head..=tail)) } else { (0, 0) };
     // After `release_stale`, the only live records below head are errors.
-    let error_bytes = if head > 1 { data.range_bytes(1..=head - 1) } else { 0 };
+    let (error_records, error_bytes) =
+        if head > 1 { (data.range_records(1..=head - 1), data.range_bytes(1..=head - 1)) } else { (0, 0) };
     let seqs =
         SeqState { live_next: (durable.seq_reserved + 1).max(data.next_seq()), reserved_through: durable.seq_reserved };
     let core = Core::new(CoreParts {
@@ -140,15 +144,16 @@ pub(crate) fn open_map(
         blocked: durable.blocked,
         head,
         tail,
-        queue,
+        keys,
+        queue_records,
         queue_bytes,
-        errors,
         error_table: durable.errors.clone(),
+        error_records,
         error_bytes,
         windows: durable.marks_for(&config),
         seqs,
     });
-    tracing::info!(map = name, state = ?core.state, queued = core.queue.len(), errors = core.errors.len(), "table map opened");
+    tracing::info!(map = name, state = ?core.state, queued = queue_records, errors = error_records, "table map opened");
     let map = Arc::new(MapShared::new(name, config, ctx, data, meta, destination, core));
     {
         let mut core = map.lock()?;
@@ -203,44 +208,89 @@ fn release_stale(data: &Wal, durable: &Durable) -> pauselog_wal::Result<()> {
     Ok(())
 }
 
-/// Loads the checkpointed indexes when they match the meta log, replaying
-/// only the data appended after them; otherwise rebuilds from the data log.
-/// Seq markers found live (their release lost to a crash) are released.
-fn load_indexes(
-    ctx: &EngineCtx,
-    name: &str,
-    meta: &Wal,
-    data: &Wal,
-    durable: &Durable,
-) -> Result<(KeyIndex, KeyIndex)> {
-    let meta_last = meta.next_seq() - 1;
-    let tail = data.next_seq() - 1;
-    let store = &ctx.index_store;
-    let queue_saved = store.load(&format!("{name}/queue")).unwrap_or(None);
-    let errors_saved = store.load(&format!("{name}/errors")).unwrap_or(None);
+/// Opens the map's key runs (R19a: derived data): ranges of the data log
+/// whose run file is missing or damaged are rebuilt from the log, and the
+/// records after the last run go into the memory run. Seq markers found
+/// live (their release lost to a crash) are released.
+fn load_keys(name: &str, dir: &Path, data: &Wal) -> Result<KeyRuns> {
+    let options = RunOptions::default();
+    let (mut keys, report) = KeyRuns::open(dir, options).map_err(Error::from_index)?;
+    let covered = keys.run_ranges().last().map_or(0, |range| *range.end());
     let mut markers = Vec::new();
-    let indexes = match (queue_saved, errors_saved) {
-        (Some((mut queue, queue_checkpoint)), Some((mut errors, errors_checkpoint)))
-            if queue_checkpoint.tag == meta_last
-                && errors_checkpoint.tag == meta_last
-                && queue_checkpoint.applied_through <= tail =>
-        {
-            let from = (queue_checkpoint.applied_through + 1).max(durable.head);
-            scan_into(name, data, from, durable, &mut queue, &mut errors, &mut markers)?;
-            tracing::debug!(map = name, "indexes loaded from checkpoint");
-            (queue, errors)
+    for gap in keys.gaps(covered) {
+        if data.range_records(gap.clone()) == 0 {
+            continue; // its run was deleted: nothing in it is live
         }
-        _ => {
-            tracing::info!(map = name, "rebuilding indexes from the data log");
-            let (mut queue, mut errors) = (KeyIndex::new(), KeyIndex::new());
-            scan_into(name, data, 1, durable, &mut queue, &mut errors, &mut markers)?;
-            (queue, errors)
+        tracing::warn!(
+            map = name,
+            from = gap.start(),
+            through = gap.end(),
+            "key index run missing: rebuilding it from the data log"
+        );
+        rebuild_gap(name, data, gap, &mut keys, options.run_records_max, &mut markers)?;
+    }
+    let mut tail_records = 0u64;
+    for entry in data.reader(covered + 1) {
+        let entry = entry.map_err(|e| Error::from_wal(name, e))?;
+        if codec::is_marker(entry.body()) {
+            markers.push(entry.seq());
+            continue;
         }
-    };
+        keys.insert(record_key(data, &entry)?, entry.seq()).map_err(Error::from_index)?;
+        tail_records += 1;
+    }
     for seq in markers {
         data.release(seq..=seq).map_err(|e| Error::from_wal(name, e))?;
     }
-    Ok(indexes)
+    tracing::debug!(
+        map = name,
+        runs = report.runs_loaded,
+        damaged = report.damaged.len(),
+        tail_records,
+        "key runs loaded"
+    );
+    Ok(keys)
+}
+
+/// Writes run files for the live records of `gap`, `run_records_max` at a
+/// time.
+fn rebuild_gap(
+    name: &str,
+    data: &Wal,
+    gap: std::ops::RangeInclusive<u64>,
+    keys: &mut KeyRuns,
+    run_records_max: usize,
+    markers: &mut Vec<u64>,
+) -> Result<()> {
+    let (mut lo, mut chunk) = (*gap.start(), Vec::new());
+    for entry in data.reader(*gap.start()) {
+        let entry = entry.map_err(|e| Error::from_wal(name, e))?;
+        if entry.seq() > *gap.end() {
+            break;
+        }
+        if codec::is_marker(entry.body()) {
+            markers.push(entry.seq());
+            continue;
+        }
+        chunk.push((record_key(data, &entry)?.to_owned(), entry.seq()));
+        if chunk.len() >= run_records_max {
+            let hi = entry.seq();
+            keys.insert_run(lo, hi, &chunk).map_err(Error::from_index)?;
+            (lo, chunk) = (hi + 1, Vec::new());
+        }
+    }
+    if !chunk.is_empty() {
+        keys.insert_run(lo, *gap.end(), &chunk).map_err(Error::from_index)?;
+    }
+    Ok(())
+}
+
+fn record_key<'e>(data: &Wal, entry: &'e pauselog_wal::Entry) -> Result<&'e str> {
+    codec::decode_key(entry.body()).ok_or_else(|| Error::Corrupt {
+        path: data.dir().to_path_buf(),
+        offset: 0,
+        reason: format!("record seq {} passed its CRC but its key does not decode", entry.seq()),
+    })
 }
 
 /// Scans the data log: records at or after head are queued, earlier ones

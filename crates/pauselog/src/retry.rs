@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::to_nanos;
 use crate::errors_table::ErrorRun;
-use crate::map::{key_hash, lane_of, Core, MapShared};
+use crate::map::{key_hash, lane_of, Core, List, MapShared};
 use crate::meta::{Commit, StoredState};
 use crate::{DeliveryError, Error, ErrorReason, KeyOrdering, QueuedRecord, Result, Selection};
 
@@ -320,7 +320,7 @@ impl<'a> Lane<'a> {
 
     /// The decision for one record, under the map's lock.
     fn decide(&self, core: &Core, record: &QueuedRecord, hash: u64) -> Decision {
-        if !core.errors.contains(record.seq) {
+        if !core.is_error(&self.map.data, record.seq) {
             return Decision::Skip; // retried or discarded meanwhile
         }
         let Some(run) = core.error_table.get(record.seq).cloned() else { return Decision::Skip };
@@ -339,7 +339,7 @@ impl<'a> Lane<'a> {
         let catching_up = core.state == StoredState::CatchingUp;
         if catching_up
             && self.map.config.key_ordering == KeyOrdering::BestEffort
-            && core.queue.count(Some(&record.key)) > 0
+            && core.key_in(&self.map.data, List::Queue, &record.key)
         {
             return Decision::Skip;
         }
@@ -382,7 +382,7 @@ impl<'a> Lane<'a> {
         let mut updates: Vec<ErrorRun> = Vec::new();
         let mut failed = 0u64;
         for ((record, run), result) in batch.into_iter().zip(results) {
-            if !core.errors.contains(record.seq) {
+            if !core.is_error(&self.map.data, record.seq) {
                 continue; // discarded while in flight
             }
             match result {
@@ -429,10 +429,11 @@ impl<'a> Lane<'a> {
             self.map.changed.notify_all();
             return;
         }
-        for (record, bytes) in &delivered {
-            core.errors.remove(&record.key, record.seq);
+        for (record, _) in &delivered {
             core.error_table.remove(record.seq, record.seq);
-            core.errors_released(*bytes);
+        }
+        if !delivered.is_empty() {
+            core.errors_released(delivered.len() as u64, delivered.iter().map(|(_, bytes)| bytes).sum());
         }
         for run in updates {
             core.error_table.add(run);

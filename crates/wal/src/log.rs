@@ -524,6 +524,61 @@ impl Wal {
         bytes
     }
 
+    /// Live records in `seqs`.
+    pub fn range_records(&self, seqs: RangeInclusive<u64>) -> u64 {
+        let state = self.inner.lock_state();
+        let mut records = 0;
+        for segment in &state.segments {
+            let Some((from, to)) = segment.local_range(*seqs.start(), *seqs.end()) else { continue };
+            if from == 0 && to == segment.offsets.len() {
+                records += segment.record_count() - segment.released_count;
+            } else {
+                records += (from..to).filter(|&i| !segment.is_released(i)).count() as u64;
+            }
+        }
+        records
+    }
+
+    /// Up to `limit` live seqs in `seqs`, ascending, under one acquisition
+    /// of the log's lock; fully released segments are skipped whole.
+    pub fn live_seqs(&self, seqs: RangeInclusive<u64>, limit: usize) -> Vec<u64> {
+        let state = self.inner.lock_state();
+        let mut live = Vec::new();
+        for segment in &state.segments {
+            if live.len() >= limit || segment.first_seq > *seqs.end() {
+                break;
+            }
+            if segment.released_count == segment.record_count() {
+                continue;
+            }
+            let Some((from, to)) = segment.local_range(*seqs.start(), *seqs.end()) else { continue };
+            for index in (from..to).filter(|&i| !segment.is_released(i)) {
+                live.push(segment.first_seq + index as u64);
+                if live.len() >= limit {
+                    break;
+                }
+            }
+        }
+        live
+    }
+
+    /// For each of `seqs` (ascending), whether it is a live record, under
+    /// one acquisition of the log's lock.
+    pub fn live_mask(&self, seqs: &[u64]) -> Vec<bool> {
+        let state = self.inner.lock_state();
+        let mut segments = state.segments.iter().peekable();
+        seqs.iter()
+            .map(|&seq| {
+                while segments.peek().is_some_and(|segment| segment.end_seq() <= seq) {
+                    segments.next();
+                }
+                segments.peek().is_some_and(|segment| {
+                    segment.contains(seq) && !segment.is_released((seq - segment.first_seq) as usize)
+                })
+            })
+            .collect()
+    }
+
     /// Encoded bytes of live records (framing included).
     pub fn live_bytes(&self) -> u64 {
         self.inner.lock_state().live_bytes

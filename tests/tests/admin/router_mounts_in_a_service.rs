@@ -31,7 +31,7 @@ fn call(app: &axum::Router, method: &str, uri: &str, body: &str, token: Option<&
 
 #[test]
 fn the_router_serves_every_documented_route_when_nested() {
-    let Fixture { dir: _, engine, dest: _, map, .. } = Fixture::named("customers", MapConfig::default());
+    let Fixture { dir: _dir, engine, dest: _, map, .. } = Fixture::named("customers", MapConfig::default());
     map.pause().expect("pause");
     map.submit(rec("k", 1)).expect("queued");
     let app = axum::Router::new().nest("/ops", router(engine.admin_backend(), Auth::Vetted));

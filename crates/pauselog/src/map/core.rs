@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use pauselog_index::KeyIndex;
+use pauselog_index::KeyRuns;
 
 use crate::errors_table::{ErrorRun, ErrorTable};
 use crate::meta::{StoredState, WindowMark};
@@ -28,11 +28,17 @@ pub(crate) struct Core {
     pub head: u64,
     /// Last seq appended to the data log (0 before the first).
     pub tail: u64,
-    pub queue: KeyIndex,
+    /// Where each key's records are (queue and errors alike; which list a
+    /// record is on follows from the head and the error runs, `lists.rs`).
+    pub keys: KeyRuns,
+    queue_records: u64,
     queue_bytes: u64,
-    pub errors: KeyIndex,
     pub error_table: ErrorTable,
+    error_records: u64,
     error_bytes: u64,
+    /// Bumped whenever catch-up errors leave the list (a retry, a discard):
+    /// a replay that remembered which keys have errors forgets it.
+    pub errors_removed: u64,
     /// Records replayed in this catch-up.
     pub replayed: u64,
     /// The generation of the replay worker that owns the catch-up, while
@@ -72,7 +78,6 @@ pub(crate) struct Core {
 #[derive(Debug, Clone)]
 pub(crate) struct StoppedOutcome {
     pub seq: u64,
-    pub key: String,
     pub reason: ErrorReason,
     pub last_error: Option<String>,
     pub frame_bytes: u64,
@@ -117,10 +122,11 @@ pub(crate) struct CoreParts {
     pub blocked: Option<Limit>,
     pub head: u64,
     pub tail: u64,
-    pub queue: KeyIndex,
+    pub keys: KeyRuns,
+    pub queue_records: u64,
     pub queue_bytes: u64,
-    pub errors: KeyIndex,
     pub error_table: ErrorTable,
+    pub error_records: u64,
     pub error_bytes: u64,
     pub windows: Vec<WindowMark>,
     pub seqs: SeqState,
@@ -133,11 +139,13 @@ impl Core {
             blocked: parts.blocked,
             head: parts.head,
             tail: parts.tail,
-            queue: parts.queue,
+            keys: parts.keys,
+            queue_records: parts.queue_records,
             queue_bytes: parts.queue_bytes,
-            errors: parts.errors,
             error_table: parts.error_table,
+            error_records: parts.error_records,
             error_bytes: parts.error_bytes,
+            errors_removed: 0,
             replayed: 0,
             replay_owner: None,
             generation: 1,
@@ -158,14 +166,23 @@ impl Core {
         self.queue_bytes
     }
 
+    pub fn queue_records(&self) -> u64 {
+        self.queue_records
+    }
+
     pub fn error_bytes(&self) -> u64 {
         self.error_bytes
     }
 
+    pub fn error_records(&self) -> u64 {
+        self.error_records
+    }
+
     /// A record appended to the tail of the queue.
     pub fn enqueued(&mut self, key: &str, seq: u64, frame_bytes: u64) -> Result<()> {
-        self.queue.insert(key, seq).map_err(Error::from_index)?;
+        self.keys.insert(key, seq).map_err(Error::from_index)?;
         self.queue_bytes = self.queue_bytes.checked_add(frame_bytes).expect("queued bytes fit in u64");
+        self.queue_records += 1;
         self.tail = seq;
         Ok(())
     }
@@ -175,48 +192,54 @@ impl Core {
     /// [`Core::queue_to_error`]).
     pub fn head_advanced(&mut self, new_head: u64, passed_bytes: u64, passed_records: u64) {
         debug_assert!(new_head >= self.head, "the head only moves forward");
-        self.queue.release_through(new_head - 1);
         self.take_queue_bytes(passed_bytes);
+        self.queue_records = self.queue_records.checked_sub(passed_records).unwrap_or_else(|| {
+            panic!("queued records {} would go below zero by {passed_records}: accounting bug", self.queue_records)
+        });
         self.head = new_head;
         self.replayed += passed_records;
         self.drain.record(passed_records);
     }
 
-    /// A queued record becomes a catch-up error; its bytes move along.
-    /// Error seqs must go in ascending order (the errors index requires it).
-    pub fn queue_to_error(&mut self, key: &str, seq: u64, frame_bytes: u64, run: ErrorRun) -> Result<()> {
-        self.queue.remove(key, seq);
-        self.errors.insert(key, seq).map_err(Error::from_index)?;
+    /// A queued record becomes a catch-up error (the head passes it in the
+    /// same change); its bytes and count move along.
+    pub fn queue_to_error(&mut self, frame_bytes: u64, run: ErrorRun) {
         self.error_table.add(run);
         self.error_bytes = self.error_bytes.checked_add(frame_bytes).expect("error bytes fit in u64");
-        // The bytes leave the queue when the head passes the record.
-        Ok(())
+        self.error_records += 1;
+        // It leaves the queue's counters when the head passes it.
     }
 
     /// A queued record above the head was delivered (a stopping replay):
-    /// it leaves the queue now.
-    pub fn queued_delivered(&mut self, key: &str, seq: u64, frame_bytes: u64) {
-        let removed = self.queue.remove(key, seq);
-        debug_assert!(removed, "seq {seq} delivered above the head but not queued");
+    /// it leaves the queue now (its release takes it off the list).
+    pub fn queued_delivered(&mut self, frame_bytes: u64) {
         self.take_queue_bytes(frame_bytes);
+        self.queue_records = self.queue_records.checked_sub(1).expect("a delivered record was queued");
     }
 
     /// The whole queue became catch-up errors (skip to live, preserve).
-    pub fn queue_bytes_to_errors(&mut self) {
+    pub fn queue_to_errors(&mut self) {
         self.error_bytes = self.error_bytes.checked_add(self.queue_bytes).expect("error bytes fit in u64");
+        self.error_records += self.queue_records;
         self.queue_bytes = 0;
+        self.queue_records = 0;
     }
 
     /// The rest of the queue was discarded.
     pub fn queue_discarded(&mut self) {
         self.queue_bytes = 0;
+        self.queue_records = 0;
     }
 
     /// Catch-up errors left the list (delivered by a retry, or discarded).
-    pub fn errors_released(&mut self, frame_bytes: u64) {
+    pub fn errors_released(&mut self, records: u64, frame_bytes: u64) {
         self.error_bytes = self.error_bytes.checked_sub(frame_bytes).unwrap_or_else(|| {
             panic!("catch-up error bytes {} would go below zero by {frame_bytes}: accounting bug", self.error_bytes)
         });
+        self.error_records = self.error_records.checked_sub(records).unwrap_or_else(|| {
+            panic!("catch-up errors {} would go below zero by {records}: accounting bug", self.error_records)
+        });
+        self.errors_removed += 1;
     }
 
     fn take_queue_bytes(&mut self, bytes: u64) {
@@ -230,12 +253,17 @@ impl Core {
     /// are the records the errors index lists).
     #[cfg(debug_assertions)]
     pub fn check_accounting(&self, data: &pauselog_wal::Wal) {
-        let queued = if self.head <= self.tail { data.range_bytes(self.head..=self.tail) } else { 0 };
-        assert_eq!(self.queue_bytes, queued, "queued bytes disagree with the data log");
-        if self.errors.len() <= 10_000 {
-            let errors: u64 =
-                self.errors.seqs_in(0..=u64::MAX, usize::MAX).iter().filter_map(|&seq| data.record_bytes(seq)).sum();
-            assert_eq!(self.error_bytes, errors, "catch-up error bytes disagree with the data log");
+        let (queued, queued_bytes) = if self.head <= self.tail {
+            (data.range_records(self.head..=self.tail), data.range_bytes(self.head..=self.tail))
+        } else {
+            (0, 0)
+        };
+        assert_eq!(self.queue_bytes, queued_bytes, "queued bytes disagree with the data log");
+        assert_eq!(self.queue_records, queued, "queued records disagree with the data log");
+        if self.error_records <= 10_000 {
+            let seqs = self.all_error_seqs(data);
+            let bytes: u64 = seqs.iter().filter_map(|&seq| data.record_bytes(seq)).sum();
+            assert_eq!((self.error_records, self.error_bytes), (seqs.len() as u64, bytes), "catch-up errors disagree");
         }
     }
 

@@ -3,16 +3,11 @@
 
 use std::time::SystemTime;
 
-use pauselog_index::KeyIndex;
-
-use super::{validate_key, Core, MapShared};
+use super::{validate_key, Core, List, MapShared};
 use crate::clock::to_nanos;
 use crate::errors_table::ErrorRun;
 use crate::meta::Commit;
 use crate::{Error, ErrorReason, Result, Selection};
-
-/// Error records read at once by `discard_errors` to find their keys.
-const DISCARD_READ_CHUNK_RECORDS: usize = 1024;
 
 /// The `last_error` of an entry a newer delivery superseded.
 const SUPERSEDED_TEXT: &str = "a newer record of this key was delivered";
@@ -20,13 +15,13 @@ const SUPERSEDED_TEXT: &str = "a newer record of this key was delivered";
 impl MapShared {
     pub fn select_errors(&self, core: &Core, selection: &Selection) -> Result<Vec<u64>> {
         Ok(match selection {
-            Selection::All => core.errors.seqs_in(0..=u64::MAX, usize::MAX),
+            Selection::All => core.all_error_seqs(&self.data),
             Selection::Key(key) => {
                 validate_key(key)?;
-                core.errors.key_seqs(key)
+                core.key_seqs(&self.data, List::Errors, key, u64::MAX)
             }
             Selection::Seqs(seqs) => {
-                let mut seqs: Vec<u64> = seqs.iter().copied().filter(|&seq| core.errors.contains(seq)).collect();
+                let mut seqs: Vec<u64> = seqs.iter().copied().filter(|&seq| core.is_error(&self.data, seq)).collect();
                 seqs.sort_unstable();
                 seqs.dedup();
                 seqs
@@ -41,40 +36,27 @@ impl MapShared {
             return Ok(0);
         }
         let ranges = to_ranges(&seqs);
-        // Found before the commit: reading can fail, and then nothing changed.
-        let keys = if selection == Selection::All { Vec::new() } else { self.keys_of(&seqs)? };
         let bytes: u64 = ranges.iter().map(|&(lo, hi)| self.data.range_bytes(lo..=hi)).sum();
         self.commit(Commit { remove_errors: ranges.clone(), ..Commit::default() }, true)?;
-        if selection == Selection::All {
-            core.errors = KeyIndex::new();
-        } else {
-            for (seq, key) in seqs.iter().zip(&keys) {
-                if let Some(key) = key {
-                    core.errors.remove(key, *seq);
-                }
-            }
-        }
         for &(lo, hi) in &ranges {
             core.error_table.remove(lo, hi);
         }
-        core.errors_released(bytes);
+        core.errors_released(seqs.len() as u64, bytes);
         for &(lo, hi) in &ranges {
             self.data.release(lo..=hi).map_err(|e| Error::from_wal(&self.name, e))?;
         }
+        self.drop_dead_runs(&mut core)?;
         core.check_accounting(&self.data);
         tracing::info!(map = %self.name, discarded = seqs.len(), "catch-up errors discarded");
         self.changed.notify_all();
         Ok(seqs.len() as u64)
     }
 
-    /// The key of each record of `seqs`, read in chunks: a key can hold many
-    /// errors, and a chunk holds its records in memory while read.
-    fn keys_of(&self, seqs: &[u64]) -> Result<Vec<Option<String>>> {
-        let mut keys = Vec::with_capacity(seqs.len());
-        for chunk in seqs.chunks(DISCARD_READ_CHUNK_RECORDS) {
-            keys.extend(crate::views::read_many(&self.data, chunk)?.into_iter().map(|r| r.map(|r| r.key)));
-        }
-        Ok(keys)
+    /// Deletes the key runs whose records have all left the data log.
+    pub fn drop_dead_runs(&self, core: &mut Core) -> Result<()> {
+        let data = &self.data;
+        core.keys.retain_runs(|lo, hi| data.range_records(lo..=hi) > 0).map_err(Error::from_index)?;
+        Ok(())
     }
 
     /// The updates that mark every catch-up error of `key` below `newer_seq`
@@ -82,10 +64,8 @@ impl MapShared {
     /// delivered. The caller commits them with that delivery.
     pub fn supersede_runs(&self, core: &Core, key: &str, newer_seq: u64, now: SystemTime) -> Vec<ErrorRun> {
         let at = to_nanos(now);
-        core.errors
-            .key_seqs(key)
+        core.key_seqs(&self.data, List::Errors, key, newer_seq)
             .into_iter()
-            .take_while(|&seq| seq < newer_seq)
             .filter_map(|seq| core.error_table.get(seq).map(|run| (seq, run)))
             .filter(|(_, run)| run.reason != ErrorReason::Superseded)
             .map(|(seq, run)| ErrorRun {

@@ -5,6 +5,7 @@
 
 mod core;
 mod errors;
+mod lists;
 mod rules;
 mod submit;
 mod transitions;
@@ -15,11 +16,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pauselog_index::{Checkpoint, IndexStore};
 use pauselog_wal::{SyncPolicy, Wal};
 
 pub(crate) use self::core::{key_hash, lane_of, Core, CoreParts, SeqState, StoppedOutcome, SEQ_RESERVE_BLOCK};
 pub(crate) use self::errors::to_ranges;
+pub(crate) use self::lists::List;
 
 use crate::clock::{from_nanos, Clock};
 use crate::meta::{self, Commit, MetaEvent, Snapshot, StoredState};
@@ -38,7 +39,6 @@ pub(crate) struct EngineCtx {
     pub dir: PathBuf,
     pub clock: Arc<dyn Clock>,
     pub sync: SyncPolicy,
-    pub index_store: IndexStore,
     pub segment_bytes_max: u64,
     /// File I/O of the map logs (the real file system unless a test wraps it).
     pub storage: Arc<dyn pauselog_wal::Storage>,
@@ -195,7 +195,7 @@ impl TableMap {
         }
         let page = {
             let core = self.shared.lock_to_read();
-            core.queue.page(query.key.as_deref(), query.after.as_deref(), limit).map_err(Error::from_index)?
+            core.page(&self.shared.data, List::Queue, query.key.as_deref(), query.after.as_deref(), limit)?
         };
         let items = crate::views::read_records(&self.shared.data, &page.seqs)?;
         Ok(Page { items, next: page.next, total: page.total })
@@ -210,7 +210,7 @@ impl TableMap {
         let (page, runs) = {
             let core = self.shared.lock_to_read();
             let page =
-                core.errors.page(query.key.as_deref(), query.after.as_deref(), limit).map_err(Error::from_index)?;
+                core.page(&self.shared.data, List::Errors, query.key.as_deref(), query.after.as_deref(), limit)?;
             let runs = crate::views::runs_of(&core.error_table, &page.seqs);
             (page, runs)
         };
@@ -321,7 +321,9 @@ impl MapShared {
             StoredState::Paused { since_nanos, reason } => {
                 MapState::Paused { since: from_nanos(since_nanos), reason, blocked: core.blocked }
             }
-            StoredState::CatchingUp => MapState::CatchingUp { replayed: core.replayed, remaining: core.queue.len() },
+            StoredState::CatchingUp => {
+                MapState::CatchingUp { replayed: core.replayed, remaining: core.queue_records() }
+            }
         }
     }
 
@@ -354,7 +356,7 @@ impl MapShared {
         let core = self.lock_to_read();
         let state = self.state_of(&core);
         let (head, tail) = (core.head, core.tail);
-        let queued_records = core.queue.len();
+        let queued_records = core.queue_records();
         let catching_up = core.state == StoredState::CatchingUp;
         let rate = if catching_up { core.drain.per_sec } else { 0.0 };
         let pause_time_left = match core.state {
@@ -375,13 +377,13 @@ impl MapShared {
             remaining: if catching_up { queued_records } else { 0 },
             drain_rate_per_sec: rate,
             eta: (catching_up && rate > 0.0).then(|| Duration::from_secs_f64(queued_records as f64 / rate)),
-            error_records: core.errors.len(),
+            error_records: core.error_records(),
             error_bytes: core.error_bytes(),
             last_error: core.last_error.clone(),
             lanes_busy: if catching_up { core.lanes_busy } else { 0 },
             passed_through: core.passed_through,
         };
-        let oldest = core.queue.first_seq();
+        let oldest = core.first_queued(&self.data);
         drop(core);
         if let Some(seq) = oldest.filter(|&seq| (head..=tail).contains(&seq)) {
             if let Ok(Some(record)) = crate::views::read_record(&self.data, seq) {
@@ -441,10 +443,9 @@ impl MapShared {
             self.commit(Commit { seq_reserved: Some(issued_through), ..Commit::default() }, false)?;
         }
         self.meta.sync().map_err(wal_error)?;
-        let checkpoint = Checkpoint { applied_through: core.tail, tag: self.meta.next_seq() - 1 };
-        let store = &self.ctx.index_store;
-        store.save(&format!("{}/queue", self.name), &core.queue, checkpoint).map_err(Error::from_index)?;
-        store.save(&format!("{}/errors", self.name), &core.errors, checkpoint).map_err(Error::from_index)?;
+        drop(core);
+        // The memory run becomes a run file, so a reopen reads no log.
+        self.lock()?.keys.flush().map_err(Error::from_index)?;
         tracing::debug!(map = %self.name, "table map closed");
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use pauselog_wal::frame_bytes;
 
-use super::{key_hash, validate_key, Core, MapShared};
+use super::{key_hash, validate_key, Core, List, MapShared};
 use crate::clock::from_nanos;
 use crate::codec;
 use crate::meta::StoredState;
@@ -50,9 +50,7 @@ impl MapShared {
             let path = match core.state {
                 StoredState::Running => Some(LivePath::Live),
                 StoredState::CatchingUp if self.config.live_pass_through => {
-                    let no_backlog =
-                        core.queue.count(Some(&record.key)) == 0 && core.errors.count(Some(&record.key)) == 0;
-                    no_backlog.then_some(LivePath::PassThrough)
+                    self.has_no_backlog(&core, &record.key).then_some(LivePath::PassThrough)
                 }
                 _ => None,
             };
@@ -102,6 +100,14 @@ impl MapShared {
         drop(core);
         self.data.commit(seq).map_err(|e| Error::from_wal(&self.name, e))?;
         Ok(Submitted::Queued { seq })
+    }
+
+    /// R23: the key has nothing queued (in flight in the replay included:
+    /// a record stays queued until the replay commits it) and no errors.
+    fn has_no_backlog(&self, core: &Core, key: &str) -> bool {
+        let queued = core.queue_records() > 0 && core.key_in(&self.data, List::Queue, key);
+        let errors = core.error_records() > 0 && core.key_in(&self.data, List::Errors, key);
+        !queued && !errors
     }
 
     /// Before an append to the data log: its next seq must be above every
@@ -154,9 +160,7 @@ impl MapShared {
             let still = match path {
                 LivePath::Live => core.state == StoredState::Running,
                 LivePath::PassThrough => {
-                    core.state == StoredState::CatchingUp
-                        && core.queue.count(Some(&record.key)) == 0
-                        && core.errors.count(Some(&record.key)) == 0
+                    core.state == StoredState::CatchingUp && self.has_no_backlog(&core, &record.key)
                 }
             };
             if !still || core.key_busy(hash) {
@@ -190,7 +194,7 @@ impl MapShared {
                 } else {
                     core.passed_through += 1;
                 }
-                if core.errors.count(Some(&live.key)) > 0 {
+                if core.error_records() > 0 {
                     // R16b: a newer record of the key is in the destination now.
                     self.supersede_locked(&mut core, &live.key, seq, now)?;
                 }

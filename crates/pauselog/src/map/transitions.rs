@@ -52,7 +52,7 @@ impl MapShared {
         core.state = state;
         core.drain.reset();
         core.lanes_busy = 0;
-        tracing::info!(map = %self.name, ?reason, queued = core.queue.len(), "table map paused");
+        tracing::info!(map = %self.name, ?reason, queued = core.queue_records(), "table map paused");
         self.changed.notify_all();
         Ok(())
     }
@@ -130,7 +130,7 @@ impl MapShared {
                 core.drain.reset();
                 core.stopped_outcomes.clear();
                 core.stopped_delivered.clear();
-                tracing::info!(map = %self.name, queued = core.queue.len(), "catch-up started");
+                tracing::info!(map = %self.name, queued = core.queue_records(), "catch-up started");
                 self.changed.notify_all();
                 Ok(())
             }
@@ -178,7 +178,7 @@ impl MapShared {
     pub fn preserve_locked(&self, core: &mut Core, now: SystemTime) -> Result<()> {
         self.check_preserve(core)?;
         let (lo, hi) = (core.head, core.tail);
-        let has_backlog = lo <= hi && !core.queue.is_empty();
+        let has_backlog = lo <= hi && core.queue_records() > 0;
         let at = to_nanos(now);
         let mut add_errors: Vec<ErrorRun> = Vec::new();
         if has_backlog {
@@ -207,8 +207,6 @@ impl MapShared {
         };
         self.commit(commit, true)?;
         if has_backlog {
-            let Core { queue, errors, .. } = core;
-            queue.move_range_into(lo..=hi, errors);
             for run in add_errors {
                 core.error_table.add(run);
             }
@@ -217,7 +215,7 @@ impl MapShared {
             }
         }
         let preserved_bytes = core.queue_bytes();
-        core.queue_bytes_to_errors();
+        core.queue_to_errors();
         tracing::info!(map = %self.name, preserved_bytes, "skipped to live, backlog preserved as catch-up errors");
         self.go_live(core, hi + 1);
         Ok(())
@@ -250,19 +248,9 @@ impl MapShared {
             return Err(error);
         }
         for (outcome, run) in kept.iter().zip(add_errors) {
-            core.queue_to_error(&outcome.key, outcome.seq, outcome.frame_bytes, run)?;
+            core.queue_to_error(outcome.frame_bytes, run);
         }
         if lo <= hi {
-            let whole = core.queue.first_seq().is_none_or(|first| first >= lo)
-                && core.queue.last_seq().is_none_or(|last| last <= hi);
-            if whole {
-                // Freeing a million posting entries takes milliseconds; the
-                // caller should not wait for it (R13: proportional to segments).
-                let old = std::mem::take(&mut core.queue);
-                let _ = std::thread::Builder::new().name("pauselog-free".into()).spawn(move || drop(old));
-            } else {
-                core.queue.drop_range(lo..=hi);
-            }
             let kept_seqs: Vec<u64> = kept.iter().map(|outcome| outcome.seq).collect();
             for (lo, hi) in ranges_between(lo, hi, &kept_seqs) {
                 self.data.release(lo..=hi).map_err(|e| Error::from_wal(&self.name, e))?;
@@ -270,6 +258,7 @@ impl MapShared {
         }
         tracing::info!(map = %self.name, discarded_bytes = core.queue_bytes(), "skipped to live, backlog discarded");
         core.queue_discarded();
+        self.drop_dead_runs(core)?;
         self.go_live(core, hi + 1);
         Ok(())
     }

@@ -11,8 +11,15 @@
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::map::Core;
 use crate::QueuedRecord;
+
+/// What batch forming asks of the map about a key (under its lock).
+pub(crate) trait KeyChecks {
+    /// The key has catch-up errors (Strict ordering holds its records back).
+    fn has_errors(&mut self, key: &str, hash: u64) -> bool;
+    /// A live, pass-through or retry delivery of the key is in flight.
+    fn busy(&self, hash: u64) -> bool;
+}
 
 /// A record waiting in its lane.
 pub(crate) struct Item {
@@ -92,15 +99,15 @@ pub(crate) struct Former {
 
 impl Former {
     /// Takes the lane's next batch out of `pending` into `batch` (and the
-    /// slot ids into `ids`); records held back go to `held_back`. `core`,
-    /// when given, is read for keys with catch-up errors or a delivery in
-    /// flight (the caller passes it only when it has either).
+    /// slot ids into `ids`); records held back go to `held_back`. `checks`,
+    /// when given, answers for keys with catch-up errors or a delivery in
+    /// flight (the caller passes it only when the map has either).
     #[allow(clippy::too_many_arguments)]
     pub fn form(
         &mut self,
         pending: &mut VecDeque<Item>,
         rejected: &HashSet<String>,
-        core: Option<&Core>,
+        mut checks: Option<&mut dyn KeyChecks>,
         limits: &Limits,
         batch: &mut Vec<QueuedRecord>,
         ids: &mut Vec<u64>,
@@ -117,11 +124,14 @@ impl Former {
             }
             looked += 1;
             let key = item.record.key.as_str();
-            if limits.strict && (rejected.contains(key) || core.is_some_and(|core| core.errors.count(Some(key)) > 0)) {
+            let errors = |checks: &mut Option<&mut dyn KeyChecks>| {
+                checks.as_mut().is_some_and(|checks| checks.has_errors(key, item.hash))
+            };
+            if limits.strict && (rejected.contains(key) || errors(&mut checks)) {
                 held_back.push(HeldBack { id: item.id, record: item.record });
                 continue;
             }
-            let busy = core.is_some_and(|core| core.key_busy(item.hash));
+            let busy = checks.as_ref().is_some_and(|checks| checks.busy(item.hash));
             let repeat = limits.strict && self.in_batch.contains(item.hash);
             if busy || repeat || self.waiting.contains(item.hash) {
                 // Every later record of this key waits too: per-key order.

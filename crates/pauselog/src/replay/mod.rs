@@ -18,19 +18,19 @@
 mod batch;
 mod lanes;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pauselog_wal::{Entry, Reader, SyncPolicy};
 
-use self::batch::{Former, HeldBack, Item, Limits};
+use self::batch::{Former, HeldBack, Item, KeyChecks, Limits};
 use self::lanes::{Done, Job, LanePool};
 use crate::clock::to_nanos;
 use crate::codec;
 use crate::errors_table::ErrorRun;
-use crate::map::{key_hash, lane_of, Core, MapShared, StoppedOutcome};
+use crate::map::{key_hash, lane_of, Core, List, MapShared, StoppedOutcome};
 use crate::meta::{Commit, StoredState};
 use crate::{DeliveryError, Error, ErrorReason, KeyOrdering, QueuedRecord, Result};
 
@@ -138,6 +138,11 @@ struct Replay<'m> {
     stall: Option<String>,
     /// The map had catch-up errors when last looked at.
     errors_seen: bool,
+    /// Which keys were found to have catch-up errors (by key hash), valid
+    /// while `Core::errors_removed` equals `error_keys_removed`: errors are
+    /// only added meanwhile by this replay, whose lanes know their own.
+    error_keys: HashMap<u64, bool>,
+    error_keys_removed: u64,
     last_notify: Instant,
 }
 
@@ -182,6 +187,8 @@ impl<'m> Replay<'m> {
             stalled_until: None,
             stall: None,
             errors_seen: true,
+            error_keys: HashMap::new(),
+            error_keys_removed: 0,
             last_notify: Instant::now(),
         }
     }
@@ -241,7 +248,7 @@ impl<'m> Replay<'m> {
         {
             return Control::Stop;
         }
-        self.errors_seen = !core.errors.is_empty();
+        self.errors_seen = core.error_records() > 0;
         // Under Always the replay never delivers a record before it is
         // durable, so the head can never pass a record a crash may lose.
         let bound = match self.map.ctx.sync {
@@ -329,9 +336,15 @@ impl<'m> Replay<'m> {
         // retry leaves alone a key that still has records queued unless
         // the errors it retries already hold back this key's records.)
         let core = self.map.lock()?;
-        let look = !core.errors.is_empty() || !core.busy_keys.is_empty();
-        self.errors_seen = !core.errors.is_empty();
+        let look = core.error_records() > 0 || !core.busy_keys.is_empty();
+        self.errors_seen = core.error_records() > 0;
+        if core.errors_removed != self.error_keys_removed {
+            self.error_keys.clear();
+            self.error_keys_removed = core.errors_removed;
+        }
         let core: Option<MutexGuard<'_, Core>> = if look { Some(core) } else { None };
+        let mut checks =
+            core.as_deref().map(|core| CoreChecks { core, data: &self.map.data, cache: &mut self.error_keys });
         let mut held_back = Vec::new();
         for lane_index in 0..self.lanes.len() {
             let lane = &mut self.lanes[lane_index];
@@ -343,7 +356,7 @@ impl<'m> Replay<'m> {
             self.former.form(
                 &mut lane.pending,
                 &lane.rejected,
-                core.as_deref(),
+                checks.as_mut().map(|checks| checks as &mut dyn KeyChecks),
                 &self.limits,
                 &mut records,
                 &mut ids,
@@ -531,9 +544,9 @@ impl<'m> Replay<'m> {
             let slot = self.window.pop_front().expect("counted above");
             self.first_id += 1;
             match slot.outcome {
-                Outcome::Moved(moved) => {
+                Outcome::Moved(_) => {
                     let run = runs.next().expect("one run per moved record");
-                    core.queue_to_error(&moved.key, slot.seq, slot.frame_bytes, run)?;
+                    core.queue_to_error(slot.frame_bytes, run);
                 }
                 Outcome::Delivered(_) => match self.unsettled.last_mut() {
                     Some(last) if last.1 + 1 == slot.seq => last.1 = slot.seq,
@@ -572,6 +585,7 @@ impl<'m> Replay<'m> {
             self.map.data.release(lo..=hi).map_err(|e| Error::from_wal(&self.map.name, e))?;
         }
         self.unsettled_records = 0;
+        self.map.drop_dead_runs(core)?;
         self.map.compact_meta_if_needed(core)
     }
 
@@ -628,43 +642,32 @@ impl<'m> Replay<'m> {
         if let Err(error) = self.commit() {
             tracing::warn!(map = %self.map.name, %error, "replay could not commit its last batches; they will be delivered again");
         }
-        let ragged = match self.ragged() {
-            Ok(ragged) => ragged,
-            Err(error) => {
-                tracing::warn!(map = %self.map.name, %error, "replay could not read back the records it delivered above its head; they stay queued");
-                Ragged::default()
-            }
-        };
+        let ragged = self.ragged();
         self.leave(Some(ragged));
     }
 
     /// The finished records above the committed head, with their keys.
-    fn ragged(&self) -> Result<Ragged> {
-        let mut ragged = Ragged::default();
-        let delivered: Vec<(u64, u64)> = self
+    fn ragged(&self) -> Ragged {
+        let delivered = self
             .window
             .iter()
             .filter(|slot| matches!(slot.outcome, Outcome::Delivered(_)))
             .map(|slot| (slot.seq, slot.frame_bytes))
             .collect();
-        let seqs: Vec<u64> = delivered.iter().map(|&(seq, _)| seq).collect();
-        for ((seq, frame_bytes), record) in delivered.into_iter().zip(crate::views::read_many(&self.map.data, &seqs)?) {
-            if let Some(record) = record {
-                ragged.delivered.push((seq, record.key, frame_bytes));
-            }
-        }
-        for slot in &self.window {
-            if let Outcome::Moved(moved) = &slot.outcome {
-                ragged.outcomes.push(StoppedOutcome {
+        let outcomes = self
+            .window
+            .iter()
+            .filter_map(|slot| match &slot.outcome {
+                Outcome::Moved(moved) => Some(StoppedOutcome {
                     seq: slot.seq,
-                    key: moved.key.clone(),
                     reason: moved.reason,
                     last_error: moved.last_error.clone(),
                     frame_bytes: slot.frame_bytes,
-                });
-            }
-        }
-        Ok(ragged)
+                }),
+                _ => None,
+            })
+            .collect();
+        Ragged { delivered, outcomes }
     }
 
     /// The worker's last act, under the map lock: records delivered above
@@ -677,8 +680,8 @@ impl<'m> Replay<'m> {
         };
         if let Some(ragged) = ragged.filter(|_| healthy) {
             let mut released = Vec::new();
-            for (seq, key, frame_bytes) in ragged.delivered {
-                core.queued_delivered(&key, seq, frame_bytes);
+            for (seq, frame_bytes) in ragged.delivered {
+                core.queued_delivered(frame_bytes);
                 released.push(seq);
             }
             let released = crate::map::to_ranges(&released);
@@ -702,10 +705,32 @@ impl<'m> Replay<'m> {
     }
 }
 
+/// Batch forming's view of the map, under its lock.
+struct CoreChecks<'a> {
+    core: &'a Core,
+    data: &'a pauselog_wal::Wal,
+    cache: &'a mut HashMap<u64, bool>,
+}
+
+impl KeyChecks for CoreChecks<'_> {
+    fn has_errors(&mut self, key: &str, hash: u64) -> bool {
+        if self.core.error_records() == 0 {
+            return false;
+        }
+        let (core, data) = (self.core, self.data);
+        *self.cache.entry(hash).or_insert_with(|| core.key_in(data, List::Errors, key))
+    }
+
+    fn busy(&self, hash: u64) -> bool {
+        self.core.key_busy(hash)
+    }
+}
+
 /// What a stopping replay had finished above its committed head.
 #[derive(Default)]
 struct Ragged {
-    delivered: Vec<(u64, String, u64)>,
+    /// Seq and frame bytes of each record delivered above the head.
+    delivered: Vec<(u64, u64)>,
     outcomes: Vec<StoppedOutcome>,
 }
 
