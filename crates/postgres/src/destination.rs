@@ -7,7 +7,7 @@ use std::time::Duration;
 use pauselog::{DeliveryError, Destination, Op, QueuedRecord};
 use postgres::{Client, NoTls, Statement};
 
-use crate::error::PgError;
+use crate::error::{error_text, PgError};
 use crate::sql::{self, TableShape};
 
 /// Default of [`PgDestinationBuilder::connect_timeout`].
@@ -263,7 +263,7 @@ impl PgDestination {
     /// Opens a session: timeouts, the helper schema (once per destination),
     /// the table's shape, the prepared call.
     fn connect(&self) -> Result<Connection, PgError> {
-        let failed = |what| move |source| PgError::Server { server: self.server.clone(), what, source };
+        let failed = |what| move |source| PgError::server(&self.server, what, source);
         let mut client = self.config.connect(NoTls).map_err(failed("connecting"))?;
         let timeout_ms = self.statement_timeout.as_millis().to_string();
         client
@@ -348,16 +348,6 @@ fn columns_of(record: &QueuedRecord) -> Result<(i64, Option<&str>), String> {
         return Err("the payload holds a NUL character, which PostgreSQL text cannot store".into());
     }
     Ok((seq, Some(payload)))
-}
-
-/// A client error as one line: the server's message and SQLSTATE if it sent
-/// one, else the client's error, which names its cause (refused, reset,
-/// timed out).
-fn error_text(error: &postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => error.to_string(),
-    }
 }
 
 /// `host:port[,host:port]` of a config, for messages.

@@ -11,13 +11,15 @@ pub enum PgError {
     #[error("invalid PostgreSQL connection string: {0}")]
     Config(#[source] postgres::Error),
     /// Connecting, or a statement of the setup, failed.
-    #[error("PostgreSQL at {server}: {what}: {source}")]
+    #[error("PostgreSQL at {server}: {what}: {message}")]
     Server {
         /// Host and port (never the password).
         server: String,
         /// What the destination was doing.
         what: &'static str,
-        /// The client's error, with the server's message if it sent one.
+        /// The server's message and SQLSTATE, or the client's error.
+        message: String,
+        /// The client's error.
         #[source]
         source: postgres::Error,
     },
@@ -32,4 +34,20 @@ pub enum PgError {
         /// The missing column.
         column: String,
     },
+}
+
+impl PgError {
+    pub(crate) fn server(server: &str, what: &'static str, source: postgres::Error) -> PgError {
+        PgError::Server { server: server.to_owned(), what, message: error_text(&source), source }
+    }
+}
+
+/// A client error as one line: the server's message and SQLSTATE if it sent
+/// one (the client's own `Display` says only "db error"), else the client's
+/// error, which names its cause (refused, reset, timed out).
+pub(crate) fn error_text(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
 }
