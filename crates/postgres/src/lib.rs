@@ -80,12 +80,14 @@
 //! so the destination reconnects by itself once the server is back; an idle
 //! connection found dead is replaced within the same call.
 //!
-//! [`ThrowawayCluster`] and [`testing`] start and find servers for tests.
+//! [`ThrowawayCluster`] and [`testing`] start and find servers for tests;
+//! [`sample`] is the `customers` story of the demo and the end-to-end tests.
 #![deny(missing_docs)]
 
 mod cluster;
 mod destination;
 mod error;
+pub mod sample;
 mod sql;
 pub mod testing;
 
