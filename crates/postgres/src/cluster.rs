@@ -94,10 +94,8 @@ impl ThrowawayCluster {
         })?;
         let run_as = if is_root() { Some(server_user(dir.path())?) } else { None };
         let mut cluster = ThrowawayCluster { dir, bin_dir, port: 0, run_as };
-        cluster.run(
-            "initdb",
-            &["-D", "data", "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"],
-        )?;
+        cluster
+            .run("initdb", &["-D", "data", "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])?;
         let settings = "\n# pauselog throwaway cluster\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n\
                         max_connections = 100\n";
         let conf = cluster.data_dir().join("postgresql.conf");

@@ -236,10 +236,12 @@ impl PgDestination {
 
     /// The text of an `Unavailable` for a batch that failed as a whole. The
     /// connection it ran on is dropped, so the next one reads the table's
-    /// shape afresh (a failure may come from a changed table).
+    /// shape afresh (a failure may come from a changed table). Logged at
+    /// debug: the engine reports what it does about it (a pause by rule,
+    /// a stalled replay's `last_error`).
     fn batch_failed(&self, error: &postgres::Error) -> String {
         let text = error_text(error);
-        tracing::warn!(server = %self.server, table = %self.table, "PostgreSQL destination: a batch failed: {text}");
+        tracing::debug!(server = %self.server, table = %self.table, "PostgreSQL destination: a batch failed: {text}");
         format!("PostgreSQL at {}: {text}", self.server)
     }
 
@@ -273,7 +275,8 @@ impl PgDestination {
             install(&mut client).map_err(failed("installing the pauselog helper schema"))?;
             self.installed.store(true, Ordering::Release);
         }
-        let row = client.query_one(sql::DESCRIBE_TABLE, &[&self.table]).map_err(failed("reading the table's columns"))?;
+        let row =
+            client.query_one(sql::DESCRIBE_TABLE, &[&self.table]).map_err(failed("reading the table's columns"))?;
         let shape = TableShape { qualified: row.get(0), literal: row.get(1), columns: row.get(2) };
         for column in [&self.key_column, &self.seq_column] {
             if !shape.columns.contains(column) {

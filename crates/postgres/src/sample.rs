@@ -94,6 +94,37 @@ pub fn version_of(name: &str) -> Option<u64> {
     name.rsplit_once(" v")?.1.parse().ok()
 }
 
+/// Writes version 1 of every key `0..key_count` from `thread_count` threads
+/// and acknowledges it in `model`. Returns how many were delivered live.
+pub fn write_first_versions(
+    map: &TableMap,
+    model: &mut Model,
+    key_count: u64,
+    thread_count: u64,
+) -> Result<u64, Error> {
+    let live = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..thread_count)
+            .map(|t| {
+                let live = &live;
+                scope.spawn(move || {
+                    for i in (t..key_count).step_by(thread_count as usize) {
+                        if !submit_until_taken(map, record(i, 1))? {
+                            live.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Ok::<(), Error>(())
+                })
+            })
+            .collect();
+        threads.into_iter().try_for_each(|thread| thread.join().expect("a writer thread does not panic"))
+    })?;
+    for i in 0..key_count {
+        model.ack(i, 1);
+    }
+    Ok(live.into_inner())
+}
+
 /// Submits until the engine takes the record: a live write the destination
 /// answered `Unavailable` is submitted again, as a caller would. Returns
 /// whether it was queued (else delivered live).
@@ -166,9 +197,22 @@ impl Model {
 /// `(key index, version)`.
 pub type WriteHook = fn(u64, u64);
 
-/// Threads that keep writing new versions of the good keys `0..key_count`
-/// (writer `w` owns the keys `i % writer_count == w`) until stopped; each
-/// key gets at least one new version.
+/// Who writes what: the good keys `0..key_count`, writer `w` of
+/// `writer_count` owning the keys `i % writer_count == w`, each writer
+/// pausing `pause_between_submits` after each record (a service's writes
+/// come at its own pace, not as fast as the engine takes them).
+#[derive(Debug, Clone, Copy)]
+pub struct WriterPlan {
+    /// Keys `0..key_count`.
+    pub key_count: u64,
+    /// Concurrent writers.
+    pub writer_count: u64,
+    /// Sleep after each submit.
+    pub pause_between_submits: Duration,
+}
+
+/// Threads that keep writing new versions of the good keys of a
+/// [`WriterPlan`] until stopped; each key gets at least one new version.
 #[derive(Debug)]
 pub struct Writers {
     stop: Arc<AtomicBool>,
@@ -176,14 +220,9 @@ pub struct Writers {
 }
 
 impl Writers {
-    /// Starts `writer_count` writers after the versions of `model`.
-    pub fn start(
-        map: &TableMap,
-        model: &Model,
-        key_count: u64,
-        writer_count: u64,
-        hooks: (WriteHook, WriteHook),
-    ) -> Writers {
+    /// Starts the writers of `plan` after the versions of `model`.
+    pub fn start(map: &TableMap, model: &Model, plan: WriterPlan, hooks: (WriteHook, WriteHook)) -> Writers {
+        let WriterPlan { key_count, writer_count, pause_between_submits } = plan;
         let stop = Arc::new(AtomicBool::new(false));
         let threads = (0..writer_count)
             .map(|w| {
@@ -200,6 +239,9 @@ impl Writers {
                             (hooks.1)(i, versions[slot]);
                             acks.push((i, versions[slot]));
                             versions[slot] += 1;
+                            if !pause_between_submits.is_zero() {
+                                std::thread::sleep(pause_between_submits);
+                            }
                         }
                         first_round = false;
                     }
@@ -228,8 +270,8 @@ impl Writers {
 /// A no-op [`WriteHook`].
 pub fn no_hook(_: u64, _: u64) {}
 
-/// A reader that polls the table every 10 ms and notes every row it sees go
-/// back to an older version than one it saw before (R21).
+/// A reader that polls the table and notes every row it sees go back to an
+/// older version than one it saw before (R21).
 #[derive(Debug)]
 pub struct Monitor {
     stop: Arc<AtomicBool>,
@@ -237,9 +279,9 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Starts polling `table` on the server at `url` (reconnecting while
-    /// the server is down).
-    pub fn start(url: &str, table: &str) -> Monitor {
+    /// Starts polling `table` on the server at `url` every `poll_interval`
+    /// (reconnecting while the server is down).
+    pub fn start(url: &str, table: &str, poll_interval: Duration) -> Monitor {
         let stop = Arc::new(AtomicBool::new(false));
         let (url, flag, sql) = (url.to_owned(), stop.clone(), format!("SELECT key, name FROM {table}"));
         let thread = std::thread::spawn(move || {
@@ -247,7 +289,7 @@ impl Monitor {
             let (mut polls, mut regressions) = (0, Vec::new());
             let mut client: Option<postgres::Client> = None;
             while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(poll_interval);
                 if client.as_ref().is_none_or(postgres::Client::is_closed) {
                     client = postgres::Client::connect(&url, postgres::NoTls).ok();
                 }

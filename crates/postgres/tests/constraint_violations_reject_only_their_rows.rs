@@ -69,7 +69,11 @@ fn a_clean_batch_is_applied_whole_and_deletes_need_no_payload() {
     let batch: Vec<QueuedRecord> = (1..=1000).map(|n| upsert(n, &format!("k{n}"), &customer("c", n as i64))).collect();
     assert!(dest.deliver_batch(&batch).iter().all(Result::is_ok));
     let deletes: Vec<QueuedRecord> = (1..=500)
-        .map(|n| QueuedRecord { op: Op::Delete, payload: b"\xff not json".to_vec(), ..upsert(1000 + n, &format!("k{n}"), "") })
+        .map(|n| QueuedRecord {
+            op: Op::Delete,
+            payload: b"\xff not json".to_vec(),
+            ..upsert(1000 + n, &format!("k{n}"), "")
+        })
         .collect();
     assert!(dest.deliver_batch(&deletes).iter().all(Result::is_ok));
     assert_eq!(customers.rows().len(), 500);

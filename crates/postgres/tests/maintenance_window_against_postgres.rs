@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pauselog::{Engine, MapConfig, MapState, PauseReason, PauseRule, ResumeMode, SyncPolicy, TableMap};
-use pauselog_postgres::sample::{self, Model, Monitor, Writers};
+use pauselog_postgres::sample::{self, Model, Monitor, WriterPlan, Writers};
 use pauselog_postgres::{testing, PgDestination, ThrowawayCluster};
 use pauselog_tests::{child_test_name, crash_child_args, run_and_kill, say, Event, WAIT};
 
@@ -27,6 +27,8 @@ use pauselog_tests::{child_test_name, crash_child_args, run_and_kill, say, Event
 const KEY_COUNT: u64 = 400;
 /// Concurrent writers.
 const WRITER_COUNT: u64 = 4;
+/// A catch-up writer's pause after each record.
+const WRITER_PACE: Duration = Duration::from_micros(200);
 /// Records queued while the server is down before it is started again.
 const QUEUED_DURING_WINDOW_MIN: u64 = 12_000;
 /// Consecutive `Unavailable` live writes that pause the map.
@@ -64,38 +66,50 @@ fn client(url: &str) -> postgres::Client {
     postgres::Client::connect(url, postgres::NoTls).expect("client")
 }
 
-fn writers(map: &TableMap, model: &Model) -> Writers {
-    Writers::start(map, model, KEY_COUNT, WRITER_COUNT, (sample::no_hook, sample::no_hook))
+/// Writers at full speed (live and while paused), or paced (while catching
+/// up: a service writing faster than the destination takes records would
+/// keep the catch-up from ever ending).
+fn writers(map: &TableMap, model: &Model, paced: bool) -> Writers {
+    Writers::start(map, model, plan(paced), (sample::no_hook, sample::no_hook))
+}
+
+fn plan(paced: bool) -> WriterPlan {
+    let pause_between_submits = if paced { WRITER_PACE } else { Duration::ZERO };
+    WriterPlan { key_count: KEY_COUNT, writer_count: WRITER_COUNT, pause_between_submits }
 }
 
 fn assert_table_equals(url: &str, model: &Model, when: &str) {
     let wrong = model.differences(&mut client(url), "customers").expect("read the table");
-    assert!(wrong.is_empty(), "{when}: {} keys differ from the last write: {:?}", wrong.len(), &wrong[..wrong.len().min(10)]);
+    assert!(
+        wrong.is_empty(),
+        "{when}: {} keys differ from the last write: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)]
+    );
 }
 
 /// Live sync, then the maintenance window: returns once the map is paused
 /// by the health rule and holds at least `QUEUED_DURING_WINDOW_MIN` records,
 /// the bad versions among them, and the server is running again.
 fn live_then_window(cluster: &ThrowawayCluster, map: &TableMap, model: &mut Model) {
-    for i in 0..KEY_COUNT {
-        let queued = sample::submit_until_taken(map, sample::record(i, 1)).expect("submit");
-        assert!(!queued, "Running: version 1 is delivered live (R1)");
-        model.ack(i, 1);
-    }
+    let live = sample::write_first_versions(map, model, KEY_COUNT, WRITER_COUNT).expect("submit");
+    assert_eq!(live, KEY_COUNT, "Running: version 1 is delivered live (R1)");
     assert_table_equals(&cluster.url(), model, "after live sync");
-    let writers = writers(map, model);
+    let writers = writers(map, model, false);
     std::thread::sleep(Duration::from_millis(200));
     cluster.stop().expect("pg_ctl stop");
-    let state = map
-        .wait_for(|s| matches!(s, MapState::Paused { .. }), WAIT)
-        .expect("the health rule pauses the map (R14)");
+    let state =
+        map.wait_for(|s| matches!(s, MapState::Paused { .. }), WAIT).expect("the health rule pauses the map (R14)");
     assert!(
         matches!(state, MapState::Paused { reason: PauseReason::DestinationUnavailable, .. }),
         "paused by the health rule, not {state:?}"
     );
     for i in (0..KEY_COUNT).filter(|&i| sample::is_bad_key(i)) {
         for version in [sample::BAD_VERSION, sample::BAD_VERSION + 1] {
-            assert!(sample::submit_until_taken(map, sample::record(i, version)).expect("submit"), "Paused: queued (R2)");
+            assert!(
+                sample::submit_until_taken(map, sample::record(i, version)).expect("submit"),
+                "Paused: queued (R2)"
+            );
             model.ack(i, version);
         }
     }
@@ -109,7 +123,7 @@ fn live_then_window(cluster: &ThrowawayCluster, map: &TableMap, model: &mut Mode
 /// Writers go on while the catch-up ends; then the errors are checked and
 /// fixed, and the table must equal the model.
 fn finish(url: &str, map: &TableMap, model: &mut Model, monitor: Monitor) {
-    let writers = writers(map, model);
+    let writers = writers(map, model, true);
     map.wait_for(|s| matches!(s, MapState::Running), WAIT).expect("the catch-up ends (R3)");
     std::thread::sleep(Duration::from_millis(100));
     writers.stop_into(model).expect("writers");
@@ -130,7 +144,7 @@ fn start(test: &str) -> Option<(ThrowawayCluster, String, Monitor)> {
     let cluster = testing::own_cluster_for(test)?;
     let url = cluster.url();
     sample::create_tables(&mut client(&url), SCHEMA).expect("tables");
-    let monitor = Monitor::start(&url, "customers");
+    let monitor = Monitor::start(&url, "customers", Duration::from_millis(10));
     Some((cluster, url, monitor))
 }
 
@@ -213,7 +227,7 @@ fn catch_up_child() {
     map.resume(ResumeMode::CatchUp).expect("resume");
     let on_submit = |i: u64, version: u64| say("SUBMIT", &[&i, &version]);
     let on_ack = |i: u64, version: u64| say("ACK", &[&i, &version]);
-    let _writers = Writers::start(&map, &model, KEY_COUNT, WRITER_COUNT, (on_submit, on_ack));
+    let _writers = Writers::start(&map, &model, plan(true), (on_submit, on_ack));
     loop {
         if let MapState::CatchingUp { replayed, remaining } = map.state() {
             say("PROGRESS", &[&replayed, &remaining]);

@@ -23,7 +23,8 @@ fn a_stopped_server_is_unavailable_and_the_destination_reconnects_when_it_is_bac
     cluster.stop().expect("pg_ctl stop");
     // The idle connection was ended by the shutdown; new ones are refused.
     for seq in 2..=4 {
-        let results = dest.deliver_batch(&[upsert(seq, "a", &customer("down", 1)), upsert(seq, "b", &customer("down", 1))]);
+        let results =
+            dest.deliver_batch(&[upsert(seq, "a", &customer("down", 1)), upsert(seq, "b", &customer("down", 1))]);
         for result in &results {
             let reason = unavailable(result);
             assert!(reason.contains(&format!("127.0.0.1:{}", cluster.port())), "names the server: {reason}");
@@ -73,7 +74,8 @@ fn a_batch_that_outlasts_the_statement_timeout_is_unavailable() {
 
 #[test]
 fn a_missing_table_is_unavailable_with_the_servers_message_and_check_says_why() {
-    let Some(server) = testing::server_for("a_missing_table_is_unavailable_with_the_servers_message_and_check_says_why")
+    let Some(server) =
+        testing::server_for("a_missing_table_is_unavailable_with_the_servers_message_and_check_says_why")
     else {
         return;
     };

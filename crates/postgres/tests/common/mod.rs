@@ -50,7 +50,12 @@ impl Customers {
     pub fn rows(&self) -> BTreeMap<String, (i64, String, i64)> {
         let mut client = self.schema.client().expect("client");
         let sql = format!("SELECT key, seq, name, credit_limit FROM {}", self.table);
-        client.query(&sql, &[]).expect("read rows").into_iter().map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3)))).collect()
+        client
+            .query(&sql, &[])
+            .expect("read rows")
+            .into_iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3))))
+            .collect()
     }
 
     /// Runs `sql` (with `{t}` for the table) on a new connection.
@@ -62,7 +67,13 @@ impl Customers {
 
 /// An upsert of `key` at `seq` with a JSON payload.
 pub fn upsert(seq: u64, key: &str, json: &str) -> QueuedRecord {
-    QueuedRecord { seq, key: key.into(), op: Op::Update, payload: json.as_bytes().to_vec(), queued_at: SystemTime::now() }
+    QueuedRecord {
+        seq,
+        key: key.into(),
+        op: Op::Update,
+        payload: json.as_bytes().to_vec(),
+        queued_at: SystemTime::now(),
+    }
 }
 
 /// A delete of `key` at `seq`.
