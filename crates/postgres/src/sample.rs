@@ -67,7 +67,7 @@ pub fn is_bad_key(i: u64) -> bool {
 
 /// Every fifth version of a good key deletes it; the next creates it again.
 pub fn op_of(i: u64, version: u64) -> Op {
-    if !is_bad_key(i) && version % 5 == 0 {
+    if !is_bad_key(i) && version.is_multiple_of(5) {
         Op::Delete
     } else {
         Op::Update
@@ -216,8 +216,11 @@ pub struct WriterPlan {
 #[derive(Debug)]
 pub struct Writers {
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<Result<Vec<(u64, u64)>, Error>>>,
+    threads: Vec<JoinHandle<Result<Vec<Write>, Error>>>,
 }
+
+/// One acknowledged write: (key index, version).
+type Write = (u64, u64);
 
 impl Writers {
     /// Starts the writers of `plan` after the versions of `model`.
