@@ -8,7 +8,7 @@ use pauselog::{DeliveryError, Destination, Op, QueuedRecord};
 use postgres::{Client, NoTls, Statement};
 
 use crate::error::{error_text, PgError};
-use crate::sql::{self, TableShape};
+use crate::sql::{self, Stale, TableShape};
 
 /// Default of [`PgDestinationBuilder::connect_timeout`].
 pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
@@ -133,8 +133,10 @@ struct Connection {
     client: Client,
     /// `SELECT ... FROM pauselog.apply_batch_v1(...)`, prepared.
     apply: Statement,
-    /// The table's batch statement ([`sql::batch_statement`]).
-    batch_sql: String,
+    /// The table's statements for a whole batch and for one record
+    /// ([`sql::batch_statement`]).
+    whole_sql: String,
+    one_sql: String,
 }
 
 /// One batch in the column-wise form the server function takes. Index `i`
@@ -284,9 +286,10 @@ impl PgDestination {
             }
         }
         let apply = client.prepare(&sql::apply_call()).map_err(failed("preparing the batch call"))?;
-        let batch_sql = sql::batch_statement(&shape, &self.key_column, &self.seq_column);
+        let whole_sql = sql::batch_statement(&shape, &self.key_column, &self.seq_column, Stale::Guard);
+        let one_sql = sql::batch_statement(&shape, &self.key_column, &self.seq_column, Stale::Skip);
         tracing::debug!(server = %self.server, table = %shape.qualified, "PostgreSQL destination: connected");
-        Ok(Connection { client, apply, batch_sql })
+        Ok(Connection { client, apply, whole_sql, one_sql })
     }
 }
 
@@ -303,12 +306,7 @@ impl Destination for PgDestination {
 /// Installs the helper schema unless its function is already there (a
 /// role without CREATE on the database can use a schema an owner installed).
 fn install(client: &mut Client) -> Result<(), postgres::Error> {
-    let present: bool = client
-        .query_one(
-            "SELECT to_regprocedure('pauselog.apply_batch_v1(text,text[],bigint[],boolean[],text[])') IS NOT NULL",
-            &[],
-        )?
-        .get(0);
+    let present: bool = client.query_one("SELECT to_regprocedure($1) IS NOT NULL", &[&sql::APPLY_SIGNATURE])?.get(0);
     if !present {
         let mut transaction = client.transaction()?;
         transaction.batch_execute(&sql::install_script())?;
@@ -321,7 +319,14 @@ fn install(client: &mut Client) -> Result<(), postgres::Error> {
 fn run_batch(connection: &mut Connection, columns: &Columns<'_>) -> Result<Vec<(usize, String)>, postgres::Error> {
     let rows = connection.client.query(
         &connection.apply,
-        &[&connection.batch_sql, &columns.keys, &columns.seqs, &columns.deletes, &columns.payloads],
+        &[
+            &connection.whole_sql,
+            &connection.one_sql,
+            &columns.keys,
+            &columns.seqs,
+            &columns.deletes,
+            &columns.payloads,
+        ],
     )?;
     let mut rejected = Vec::with_capacity(rows.len());
     for row in rows {

@@ -33,7 +33,7 @@
 //!   to the server.
 //!
 //! A record's **payload is a JSON object** whose fields name the other
-//! columns (`jsonb_populate_record`): a `Create` or `Update` writes the whole
+//! columns (`json_populate_record`): a `Create` or `Update` writes the whole
 //! row, a column the object leaves out becomes NULL. A `Delete` removes the
 //! row.
 //!

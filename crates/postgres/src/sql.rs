@@ -1,14 +1,14 @@
 //! The SQL the destination runs: the helper schema it installs once per
-//! database, and the per-table statement that applies a batch.
+//! database, and the per-table statements that apply a batch.
 //!
-//! One batch is one call of `pauselog.apply_batch_v1(stmt, keys, seqs,
+//! One batch is one call of `pauselog.apply_batch_v1(whole, row, keys, seqs,
 //! deletes, payloads)`: a single round trip and a single transaction. The
-//! function first runs `stmt` on the whole batch inside a subtransaction (the
-//! fast path: one set-based statement). When that fails with a data or
+//! function first runs `whole` on the whole batch inside a subtransaction
+//! (the fast path: one set-based statement). When that fails with a data or
 //! integrity error (SQLSTATE classes 22 and 23: CHECK, NOT NULL, foreign key,
-//! unique, bad JSON), it runs `stmt` again row by row, each row in its own
-//! subtransaction, and returns the index, SQLSTATE and message of every row
-//! that failed; the other rows are applied. Any other error escapes the
+//! unique, bad JSON), it runs `row` on each record in turn, each in its own
+//! subtransaction, and returns the index, SQLSTATE and message of every
+//! record that failed; the others are applied. Any other error escapes the
 //! function and fails the whole call.
 
 /// Name of the helper schema. Holds the tombstones table and the function.
@@ -35,21 +35,21 @@ CREATE TABLE IF NOT EXISTS {HELPER_SCHEMA}.tombstones (
     PRIMARY KEY (table_name, key)
 );
 CREATE OR REPLACE FUNCTION {HELPER_SCHEMA}.apply_batch_v1(
-    stmt text, keys text[], seqs bigint[], deletes boolean[], payloads text[])
+    whole text, one text, keys text[], seqs bigint[], deletes boolean[], payloads text[])
 RETURNS TABLE (error_index integer, error_code text, error_message text)
 LANGUAGE plpgsql AS $fn$
 DECLARE
     i integer;
 BEGIN
     BEGIN
-        EXECUTE stmt USING keys, seqs, deletes, payloads;
+        EXECUTE whole USING keys, seqs, deletes, payloads;
         RETURN;
     EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
         NULL; -- some row is bad: apply them one by one below
     END;
     FOR i IN 1 .. coalesce(array_length(keys, 1), 0) LOOP
         BEGIN
-            EXECUTE stmt USING keys[i:i], seqs[i:i], deletes[i:i], payloads[i:i];
+            EXECUTE one USING keys[i:i], seqs[i:i], deletes[i:i], payloads[i:i];
         EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
             error_index := i;
             error_code := SQLSTATE;
@@ -63,12 +63,17 @@ $fn$;
     )
 }
 
-/// The call that applies one batch: `$1` the table's statement, then the
-/// batch's keys, seqs, delete flags and payloads (JSON text; NULL for deletes).
+/// The signature [`install_script`] creates, for `to_regprocedure`.
+pub(crate) const APPLY_SIGNATURE: &str = "pauselog.apply_batch_v1(text,text,text[],bigint[],boolean[],text[])";
+
+/// The call that applies one batch: `$1` and `$2` the table's statements
+/// for a whole batch and for one record ([`batch_statement`]), then the
+/// batch's keys, seqs, delete flags and payloads (JSON text; NULL for
+/// deletes).
 pub(crate) fn apply_call() -> String {
     format!(
         "SELECT error_index, error_code, error_message \
-         FROM {HELPER_SCHEMA}.apply_batch_v1($1, $2::text[], $3::bigint[], $4::boolean[], $5::text[])"
+         FROM {HELPER_SCHEMA}.apply_batch_v1($1, $2, $3::text[], $4::bigint[], $5::boolean[], $6::text[])"
     )
 }
 
@@ -103,17 +108,20 @@ pub(crate) fn ident(name: &str) -> String {
 
 /// The set-based statement that applies a batch to `table`, for
 /// `apply_batch_v1`. Parameters: `$1` keys, `$2` seqs, `$3` delete flags,
-/// `$4` JSON payloads.
+/// `$4` JSON payloads. `Stale::Skip` gives the statement for one record at a
+/// time, `Stale::Guard` the faster one for a whole batch.
 ///
 /// Per key only the batch's newest record counts (`DISTINCT ON`): applying a
 /// key's records in seq order ends in the same row. A record applies only
-/// where its seq is greater than both the row's seq and the key's tombstone,
-/// so a late or repeated delivery never overwrites a newer version. Such a
-/// stale record is dropped before the insert, so it is not checked against
-/// the table's constraints either: it is accepted as already superseded.
-/// The `ON CONFLICT ... WHERE` repeats the seq test for a row inserted by a
-/// concurrent transaction after the statement's snapshot.
-pub(crate) fn batch_statement(table: &TableShape, key_column: &str, seq_column: &str) -> String {
+/// where its seq is greater than both the row's seq (the `ON CONFLICT ...
+/// WHERE`) and the key's tombstone, so a late or repeated delivery never
+/// overwrites a newer version. The insert checks the table's constraints
+/// on a stale record too, before it finds the conflict: a stale record that
+/// breaks one fails the whole-batch statement, and the per-record one,
+/// which leaves out records older than their row first (`Stale::Skip`),
+/// accepts it as already superseded. The whole-batch statement does without
+/// that filter, a join with the whole table that would cost every batch.
+pub(crate) fn batch_statement(table: &TableShape, key_column: &str, seq_column: &str, stale: Stale) -> String {
     let key = ident(key_column);
     let seq = ident(seq_column);
     let data: Vec<String> =
@@ -135,11 +143,11 @@ pub(crate) fn batch_statement(table: &TableShape, key_column: &str, seq_column: 
     SELECT b.k, b.s, b.d, b.p FROM batch b
     WHERE NOT EXISTS (SELECT 1 FROM {HELPER_SCHEMA}.tombstones t
                       WHERE t.table_name = {literal} AND t.key = b.k AND t.seq >= b.s)
-      AND NOT EXISTS (SELECT 1 FROM {qualified} t WHERE t.{key} = b.k AND t.{seq} >= b.s)
+{skip_stale}
 ), upserted AS (
     INSERT INTO {qualified} AS t ({insert_columns})
     SELECT {select_values}
-    FROM fresh f CROSS JOIN LATERAL jsonb_populate_record(NULL::{qualified}, f.p::jsonb) AS r
+    FROM fresh f CROSS JOIN LATERAL json_populate_record(NULL::{qualified}, f.p::json) AS r
     WHERE NOT f.d
     ON CONFLICT ({key}) DO UPDATE SET ({update_columns}) = ROW({excluded})
     WHERE t.{seq} < EXCLUDED.{seq}
@@ -154,7 +162,21 @@ ON CONFLICT (table_name, key) DO UPDATE SET seq = EXCLUDED.seq WHERE t.seq < EXC
         select_values = select_values.join(", "),
         update_columns = update_columns.join(", "),
         excluded = excluded.join(", "),
+        skip_stale = match stale {
+            Stale::Guard => String::new(),
+            Stale::Skip =>
+                format!("      AND NOT EXISTS (SELECT 1 FROM {qualified} t WHERE t.{key} = b.k AND t.{seq} >= b.s)"),
+        },
     )
+}
+
+/// What [`batch_statement`] does with a record older than its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stale {
+    /// The `ON CONFLICT ... WHERE` keeps it from applying (whole batches).
+    Guard,
+    /// It is left out before the insert (one record at a time).
+    Skip,
 }
 
 #[cfg(test)]
@@ -174,10 +196,15 @@ mod tests {
             literal: "'public.customers'".into(),
             columns: vec!["key".into(), "name".into(), "seq".into(), "credit_limit".into()],
         };
-        let sql = batch_statement(&shape, "key", "seq");
+        let sql = batch_statement(&shape, "key", "seq", Stale::Guard);
         assert!(sql.contains("INSERT INTO public.customers AS t (\"key\", \"seq\", \"name\", \"credit_limit\")"));
         assert!(sql.contains("SELECT f.k, f.s, r.\"name\", r.\"credit_limit\""));
         assert!(sql.contains("ON CONFLICT (\"key\") DO UPDATE SET (\"seq\", \"name\", \"credit_limit\")"));
         assert!(sql.contains("WHERE t.\"seq\" < EXCLUDED.\"seq\""));
+        assert!(!sql.contains("FROM public.customers t WHERE"), "no join with the table in the whole-batch statement");
+        let one = batch_statement(&shape, "key", "seq", Stale::Skip);
+        assert!(
+            one.contains("NOT EXISTS (SELECT 1 FROM public.customers t WHERE t.\"key\" = b.k AND t.\"seq\" >= b.s)")
+        );
     }
 }
