@@ -195,18 +195,22 @@ fn per_second(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64()
 }
 
+/// [`RATIO_RUNS`] rounds, each running the loop and then the catch-up with
+/// each lane count, so that a slow spell of the shared disk or CPU falls on
+/// both sides; the medians are reported.
 fn report(target: &Target) {
-    let peer = median(
-        (0..RATIO_RUNS)
-            .map(|_| {
-                let (elapsed, count) = target.insert_loop();
-                per_second(count, elapsed)
-            })
-            .collect(),
-    );
+    let (mut peer, mut ours) = (Vec::new(), vec![Vec::new(); LANES.len()]);
+    for _ in 0..RATIO_RUNS {
+        let (elapsed, count) = target.insert_loop();
+        peer.push(per_second(count, elapsed));
+        for (runs, lanes) in ours.iter_mut().zip(LANES) {
+            runs.push(per_second(records(), target.drain(lanes)));
+        }
+    }
+    let peer = median(peer);
     println!("TIME one INSERT ... ON CONFLICT per record, one connection: {peer:.0} records/s");
-    for lanes in LANES {
-        let ours = median((0..RATIO_RUNS).map(|_| per_second(records(), target.drain(lanes))).collect());
+    for (runs, lanes) in ours.into_iter().zip(LANES) {
+        let ours = median(runs);
         println!("TIME catch-up of {} records over {} keys, {lanes} lane(s): {ours:.0} records/s", records(), keys());
         let target_text = if lanes == 8 { " [target >= 10x]" } else { "" };
         report_ratio(
