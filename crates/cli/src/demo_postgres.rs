@@ -7,7 +7,7 @@
 //! lock, so every write times out and answers `Unavailable`) during which
 //! the health rule pauses the map and writers keep queueing, some records
 //! breaking the table's CHECK constraint or foreign key; catch-up in 8 lanes
-//! while writers go on; the rejected rows in the catch-up errors with the
+//! while writers go on (live pass-through for keys with nothing queued); the rejected rows in the catch-up errors with the
 //! server's messages; fixes at the source and at the destination, a retry;
 //! and the checks that the table equals the last write per key and that no
 //! row ever went back to an older version.
@@ -56,6 +56,9 @@ pub fn run(args: &DemoArgs, url: &str, dir: &std::path::Path) -> Result<(), CliE
     let config = MapConfig {
         rules: vec![PauseRule::DestinationUnavailable { consecutive: UNAVAILABLE_TO_PAUSE }],
         lanes: LANES,
+        // Writers go on during the catch-up: without pass-through (R23) their
+        // records keep the tail ahead of the lanes and the catch-up never ends.
+        live_pass_through: true,
         ..MapConfig::default()
     };
     let map = engine.table_map("customers", config, Arc::new(destination))?;
