@@ -28,7 +28,7 @@ const SCHEMA: &str = "pauselog_demo";
 /// The table, qualified.
 const TABLE: &str = "pauselog_demo.customers";
 /// How long a write may wait on the server before it counts as `Unavailable`.
-const STATEMENT_TIMEOUT: Duration = Duration::from_millis(500);
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Consecutive `Unavailable` live writes that pause the map.
 const UNAVAILABLE_TO_PAUSE: u32 = 3;
 /// Catch-up lanes.

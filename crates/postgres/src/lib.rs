@@ -55,8 +55,8 @@
 //! `pauselog`; a role without CREATE on the database needs an owner to
 //! connect once first). It applies the batch with one set-based upsert in
 //! one transaction. Only if a row breaks a constraint does it redo the batch
-//! row by row, each in a subtransaction, so the other rows are applied and
-//! the bad ones reported — still in the same call.
+//! in halves, each in a subtransaction, down to the bad rows, so the other
+//! rows are applied and the bad ones reported — still in the same call.
 //!
 //! # Errors
 //!

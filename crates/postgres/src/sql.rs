@@ -1,15 +1,19 @@
 //! The SQL the destination runs: the helper schema it installs once per
 //! database, and the per-table statements that apply a batch.
 //!
-//! One batch is one call of `pauselog.apply_batch_v1(whole, row, keys, seqs,
+//! One batch is one call of `pauselog.apply_batch_v1(whole, one, keys, seqs,
 //! deletes, payloads)`: a single round trip and a single transaction. The
-//! function first runs `whole` on the whole batch inside a subtransaction
-//! (the fast path: one set-based statement). When that fails with a data or
+//! function runs `whole` on the whole batch inside a subtransaction (the
+//! fast path: one set-based statement). When that fails with a data or
 //! integrity error (SQLSTATE classes 22 and 23: CHECK, NOT NULL, foreign key,
-//! unique, bad JSON), it runs `row` on each record in turn, each in its own
-//! subtransaction, and returns the index, SQLSTATE and message of every
-//! record that failed; the others are applied. Any other error escapes the
-//! function and fails the whole call.
+//! unique, bad JSON), it applies each half of the batch the same way, and so
+//! on down to single records, which run `one`; it returns the index,
+//! SQLSTATE and message of every record that failed, and the others are
+//! applied. Halving costs about `2 × log2(batch)` statements per bad record
+//! (about 20 for a batch of 1024) where record by record would cost one per
+//! record, each planned anew (`EXECUTE`): a batch with a bad record stays
+//! well inside the statement timeout. Any other error escapes the function
+//! and fails the whole call.
 
 /// Name of the helper schema. Holds the tombstones table and the function.
 pub(crate) const HELPER_SCHEMA: &str = "pauselog";
@@ -39,23 +43,43 @@ CREATE OR REPLACE FUNCTION {HELPER_SCHEMA}.apply_batch_v1(
 RETURNS TABLE (error_index integer, error_code text, error_message text)
 LANGUAGE plpgsql AS $fn$
 DECLARE
-    i integer;
+    -- Ranges of the batch still to apply, as a stack whose top is the
+    -- leftmost range, so that records apply in batch order.
+    los integer[] := ARRAY[1];
+    his integer[] := ARRAY[coalesce(array_length(keys, 1), 0)];
+    depth integer;
+    lo integer;
+    hi integer;
+    mid integer;
 BEGIN
-    BEGIN
-        EXECUTE whole USING keys, seqs, deletes, payloads;
+    IF his[1] = 0 THEN
         RETURN;
-    EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
-        NULL; -- some row is bad: apply them one by one below
-    END;
-    FOR i IN 1 .. coalesce(array_length(keys, 1), 0) LOOP
-        BEGIN
-            EXECUTE one USING keys[i:i], seqs[i:i], deletes[i:i], payloads[i:i];
-        EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
-            error_index := i;
-            error_code := SQLSTATE;
-            error_message := SQLERRM;
-            RETURN NEXT;
-        END;
+    END IF;
+    WHILE coalesce(array_length(los, 1), 0) > 0 LOOP
+        depth := array_length(los, 1);
+        lo := los[depth];
+        hi := his[depth];
+        los := los[1:depth - 1];
+        his := his[1:depth - 1];
+        IF lo = hi THEN
+            BEGIN
+                EXECUTE one USING keys[lo:lo], seqs[lo:lo], deletes[lo:lo], payloads[lo:lo];
+            EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+                error_index := lo;
+                error_code := SQLSTATE;
+                error_message := SQLERRM;
+                RETURN NEXT;
+            END;
+        ELSE
+            BEGIN
+                EXECUTE whole USING keys[lo:hi], seqs[lo:hi], deletes[lo:hi], payloads[lo:hi];
+            EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+                -- A bad record in the range: apply each half on its own.
+                mid := (lo + hi) / 2;
+                los := los || (mid + 1) || lo;
+                his := his || hi || mid;
+            END;
+        END IF;
     END LOOP;
 END
 $fn$;

@@ -78,3 +78,28 @@ fn a_clean_batch_is_applied_whole_and_deletes_need_no_payload() {
     assert!(dest.deliver_batch(&deletes).iter().all(Result::is_ok));
     assert_eq!(customers.rows().len(), 500);
 }
+
+#[test]
+fn bad_rows_scattered_through_a_large_batch_are_found_and_only_they_are_rejected() {
+    let Some(server) =
+        testing::server_for("bad_rows_scattered_through_a_large_batch_are_found_and_only_they_are_rejected")
+    else {
+        return;
+    };
+    let customers = Customers::create(&server.url(), "scattered");
+    let dest = customers.destination(&server.url());
+    let bad = |n: u64| n % 97 == 5 || n == 1 || n == 1024;
+    let batch: Vec<QueuedRecord> =
+        (1..=1024).map(|n| upsert(n, &format!("k{n}"), &customer("c", if bad(n) { -1 } else { n as i64 }))).collect();
+    let results = dest.deliver_batch(&batch);
+    for (n, result) in (1..=1024).zip(&results) {
+        if bad(n) {
+            assert!(rejected(result).contains("customers_credit_limit_check"), "k{n}: {result:?}");
+        } else {
+            assert!(result.is_ok(), "k{n}: {result:?}");
+        }
+    }
+    let rows = customers.rows();
+    assert_eq!(rows.len() as u64, (1..=1024).filter(|&n| !bad(n)).count() as u64);
+    assert!(rows.values().all(|(seq, _, credit_limit)| seq == credit_limit), "each row is its own record");
+}
