@@ -69,6 +69,11 @@ pub struct DemoArgs {
     /// can steer it from a second terminal.
     #[arg(long)]
     pub hold: bool,
+    /// Run against this PostgreSQL server instead of a simulated destination
+    /// (`postgres://user:password@host:port/db`); the demo works in a schema
+    /// of its own, `pauselog_demo`, made anew at the start and kept.
+    #[arg(long, value_name = "URL", conflicts_with = "hold")]
+    pub postgres: Option<String>,
 }
 
 /// `pauselog demo`.
@@ -86,7 +91,10 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         None => (fresh_temp_dir()?, true),
     };
     let keep_backlog = !temporary || args.hold;
-    let result = Demo::open(&dir, args, keep_backlog).and_then(|demo| demo.run(args.hold.then_some(dir.as_path())));
+    let result = match &args.postgres {
+        Some(url) => crate::demo_postgres::run(args, url, &dir),
+        None => Demo::open(&dir, args, keep_backlog).and_then(|demo| demo.run(args.hold.then_some(dir.as_path()))),
+    };
     if temporary {
         if let Err(error) = std::fs::remove_dir_all(&dir) {
             eprintln!("warning: could not remove the demo directory {}: {error}", dir.display());

@@ -17,6 +17,7 @@
 //! `retry --wait` finished with records that failed again, or was cancelled.
 
 mod demo;
+mod demo_postgres;
 mod inspect_cmd;
 mod live;
 mod sim_destination;
