@@ -59,6 +59,10 @@ pub(crate) struct Core {
     /// holds back a key that is in here (R16b, R23). A collision only makes
     /// a delivery wait for another key's.
     pub busy_keys: HashSet<u64>,
+    /// While the replay delivers the last round of the backlog, new submits
+    /// to the tail wait until this instant (or the switch to Running), so
+    /// that writers cannot keep the tail ahead of the replay for ever.
+    pub closing_tail: Option<std::time::Instant>,
     /// Lanes with a call in flight, as the replay last reported.
     pub lanes_busy: u32,
     /// Records passed through live during catch-up since open (R23).
@@ -155,6 +159,7 @@ impl Core {
             windows: parts.windows,
             seqs: parts.seqs,
             busy_keys: HashSet::new(),
+            closing_tail: None,
             lanes_busy: 0,
             passed_through: 0,
             stopped_outcomes: Vec::new(),

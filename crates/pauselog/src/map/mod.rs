@@ -304,6 +304,11 @@ impl MapShared {
         self.changed.wait(core).map_err(|_| self.poisoned_error())
     }
 
+    /// Waits on `changed` with the lock for at most `timeout`.
+    pub fn wait_timeout<'a>(&'a self, core: MutexGuard<'a, Core>, timeout: Duration) -> Result<MutexGuard<'a, Core>> {
+        self.changed.wait_timeout(core, timeout).map(|(core, _)| core).map_err(|_| self.poisoned_error())
+    }
+
     fn poisoned_error(&self) -> Error {
         Error::Poisoned {
             map: self.name.clone(),

@@ -54,7 +54,16 @@ impl MapShared {
                 }
                 _ => None,
             };
-            let Some(path) = path else { break };
+            let Some(path) = path else {
+                if let Some(until) = core.closing_tail.filter(|_| core.state == StoredState::CatchingUp) {
+                    let now = std::time::Instant::now();
+                    if now < until {
+                        core = self.wait_timeout(core, until - now)?;
+                        continue;
+                    }
+                }
+                break;
+            };
             if core.key_busy(hash) {
                 // One delivery of a key at a time, in seq order: wait for
                 // the one in flight, then look again (the state may change).

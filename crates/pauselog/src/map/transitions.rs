@@ -52,6 +52,7 @@ impl MapShared {
         core.state = state;
         core.drain.reset();
         core.lanes_busy = 0;
+        core.closing_tail = None;
         tracing::info!(map = %self.name, ?reason, queued = core.queue_records(), "table map paused");
         self.changed.notify_all();
         Ok(())
@@ -274,6 +275,7 @@ impl MapShared {
         core.lanes_busy = 0;
         core.stopped_outcomes.clear();
         core.stopped_delivered.clear();
+        core.closing_tail = None;
         core.check_accounting(&self.data);
         self.changed.notify_all();
     }

@@ -49,6 +49,10 @@ const UNFINISHED_BYTES_MAX: u64 = 64 << 20;
 /// every key. A finished slot holds no payload (about 40 bytes), and a
 /// crash redelivers at most the window (R18).
 const WINDOW_BATCHES_PER_LANE: usize = 32;
+/// How long new submits may wait while the replay delivers the last round
+/// of the backlog (see `Replay::close_tail_if_near`).
+const CLOSING_TAIL_WAIT_MAX: Duration = Duration::from_millis(250);
+const CLOSING_TAIL_WAIT_MIN: Duration = Duration::from_millis(10);
 /// While every waiting record's key is busy elsewhere: how long to wait
 /// for a change before looking again.
 const BUSY_WAIT: Duration = Duration::from_millis(5);
@@ -134,6 +138,10 @@ struct Replay<'m> {
     unsettled_records: u64,
     backoff: Duration,
     stalled_until: Option<Instant>,
+    /// How long the last call took, from its dispatch to its answer.
+    last_call: Duration,
+    /// When each lane's call in flight was sent.
+    sent_at: Vec<Option<Instant>>,
     /// Why the replay is stalled (reported as `last_error`).
     stall: Option<String>,
     /// The map had catch-up errors when last looked at.
@@ -185,6 +193,8 @@ impl<'m> Replay<'m> {
             unsettled_records: 0,
             backoff: config.backoff_min,
             stalled_until: None,
+            last_call: Duration::ZERO,
+            sent_at: vec![None; lanes],
             stall: None,
             errors_seen: true,
             error_keys: HashMap::new(),
@@ -367,6 +377,7 @@ impl<'m> Replay<'m> {
                 continue;
             }
             lane.busy = true;
+            self.sent_at[lane_index] = Some(Instant::now());
             self.in_flight += 1;
             self.pool.send(self.map, Job { lane: lane_index, records, ids });
         }
@@ -388,6 +399,9 @@ impl<'m> Replay<'m> {
         let Job { lane: lane_index, mut records, ids } = job;
         self.in_flight -= 1;
         self.lanes[lane_index].busy = false;
+        if let Some(sent) = self.sent_at[lane_index].take() {
+            self.last_call = sent.elapsed();
+        }
         let strict = self.limits.strict;
         let mut requeue_from = None;
         let mut any_delivered = false;
@@ -437,6 +451,12 @@ impl<'m> Replay<'m> {
 
     /// Stalls the map for its backoff (capped exponential, R15).
     fn stall_for(&mut self, reason: String) {
+        // A stalled replay does not make submitters wait.
+        if let Ok(mut core) = self.map.lock() {
+            if core.closing_tail.take().is_some() {
+                self.map.changed.notify_all();
+            }
+        }
         tracing::warn!(map = %self.map.name, %reason, backoff_ms = self.backoff.as_millis() as u64, "replay stalled");
         self.stalled_until = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(self.map.config.backoff_max);
@@ -498,6 +518,9 @@ impl<'m> Replay<'m> {
             self.stalled_until = Some(Instant::now() + self.backoff);
         }
         let stall = errors_full.or_else(|| self.stall.clone());
+        if stall.is_none() {
+            self.close_tail_if_near(&mut core);
+        }
         self.report(&mut core, stall);
         if self.unsettled_records >= SETTLE_RECORDS {
             self.settle(&mut core)?;
@@ -562,6 +585,22 @@ impl<'m> Replay<'m> {
         core.check_accounting(&self.map.data);
         self.unsettled_records += count as u64;
         Ok(())
+    }
+
+    /// Writers that keep submitting could keep the tail ahead of the replay
+    /// for ever (each round lets a few new records in). When what is left
+    /// fits in one round, new submits to the tail wait for a moment (at most
+    /// [`CLOSING_TAIL_WAIT_MAX`]) while the replay delivers it and switches
+    /// to Running (R3). An attempt that runs out of time is made again:
+    /// submitters were held during it, so less is left each time.
+    fn close_tail_if_near(&self, core: &mut Core) {
+        let one_round = (self.lanes.len() * self.limits.records) as u64;
+        let now = Instant::now();
+        if core.closing_tail.is_none_or(|until| until <= now) && core.queue_records() <= one_round {
+            // About two round trips, as the last call took.
+            let wait = (self.last_call * 2).clamp(CLOSING_TAIL_WAIT_MIN, CLOSING_TAIL_WAIT_MAX);
+            core.closing_tail = Some(now + wait);
+        }
     }
 
     /// Publishes the stall reason and lanes busy, and wakes watchers (at
@@ -700,6 +739,7 @@ impl<'m> Replay<'m> {
         if core.replay_owner == Some(self.generation) {
             core.replay_owner = None;
             core.lanes_busy = 0;
+            core.closing_tail = None;
         }
         self.map.changed.notify_all();
     }
