@@ -1,0 +1,248 @@
+//! Memory and reopen bench (R6, R10, R11, R19a): what a full 1 GiB queue
+//! costs the process that holds it, and how long it takes to open again.
+//!
+//! Four cases, as in the issue that asked for them: 5,000,000 records of
+//! 50 bytes over 10,000 and over 1,000,000 keys; 1,000,000 records of 1,000
+//! bytes over 1,000,000 keys; 12,000,000 records of 50 bytes (about 1 GiB)
+//! over 1,000,000 keys. Each case runs in a child process of its own (this
+//! bench binary, re-executed), so its anonymous RSS (`RssAnon` of
+//! `/proc/self/status`) is its own:
+//!
+//! - RSS added while filling a paused map (`SyncPolicy::Never`), target
+//!   <= 64 MiB; the peer is the in-memory `KeyIndex` fed the same keys and
+//!   seqs in a child of its own (what the engine kept before).
+//! - Reopen of the full queue after a clean close, target <= 0.1 s; the peer
+//!   is a scan of the data log decoding every key (a rebuild).
+//! - A page of 50 records for one key, p99 over 2,000 random keys, target
+//!   <= 200 us with 1,000,000 keys.
+//!
+//! `PAUSELOG_BENCH_SCALE=quick` divides records and keys by 100.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use pauselog::{DeliveryError, Destination, Engine, MapConfig, Op, Query, QueuedRecord, Record, SyncPolicy};
+use pauselog_benches::{quick, report_ratio};
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+
+const CASE_ENV: &str = "PAUSELOG_MEMORY_CASE";
+const DIR_ENV: &str = "PAUSELOG_MEMORY_DIR";
+const PAGE_QUERIES: usize = 2_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    name: &'static str,
+    records: u64,
+    payload_bytes: usize,
+    keys: u64,
+}
+
+const CASES: [Case; 4] = [
+    Case { name: "5M x 50 B, 10k keys", records: 5_000_000, payload_bytes: 50, keys: 10_000 },
+    Case { name: "5M x 50 B, 1M keys", records: 5_000_000, payload_bytes: 50, keys: 1_000_000 },
+    Case { name: "1M x 1000 B, 1M keys", records: 1_000_000, payload_bytes: 1000, keys: 1_000_000 },
+    Case { name: "12M x 50 B, 1M keys", records: 12_000_000, payload_bytes: 50, keys: 1_000_000 },
+];
+
+fn scaled(case: Case) -> Case {
+    if quick() {
+        Case { records: case.records / 100, keys: (case.keys / 100).max(10), ..case }
+    } else {
+        case
+    }
+}
+
+fn key_name(index: u64) -> String {
+    format!("USMF|CUST-{index:07}")
+}
+
+/// The key of record `n` (a fixed spread over the case's keys).
+fn key_of(n: u64, keys: u64) -> u64 {
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15) % keys
+}
+
+fn rss_anon_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("RssAnon:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+#[derive(Debug)]
+struct Nowhere;
+
+impl Destination for Nowhere {
+    fn deliver(&self, _: &QueuedRecord) -> Result<(), DeliveryError> {
+        Ok(())
+    }
+}
+
+fn open(dir: &Path) -> (Engine, pauselog::TableMap) {
+    let engine = Engine::builder(dir).sync(SyncPolicy::Never).tick_interval(None).open().expect("engine");
+    let map = engine.table_map("m", MapConfig::default(), std::sync::Arc::new(Nowhere)).expect("map");
+    (engine, map)
+}
+
+/// In the child: fill, close, reopen, page; prints one `CASE` line.
+fn run_engine_case(case: Case, dir: &Path) {
+    let (engine, map) = open(dir);
+    map.pause().expect("pause");
+    let payload = vec![7u8; case.payload_bytes];
+    let before = rss_anon_bytes();
+    let mut filled = 0u64;
+    for n in 0..case.records {
+        match map.submit(Record::new(key_name(key_of(n, case.keys)), Op::Update, payload.clone())) {
+            Ok(_) => filled += 1,
+            Err(pauselog::Error::Blocked { .. }) => break, // the 1 GiB cap
+            Err(error) => panic!("submit: {error}"),
+        }
+    }
+    let added = rss_anon_bytes().saturating_sub(before);
+    drop(map);
+    engine.close().expect("close");
+
+    let start = Instant::now();
+    let (engine, map) = open(dir);
+    let reopen = start.elapsed();
+    assert_eq!(map.stats().queued_records, filled, "everything is still queued");
+    let mut rng = SmallRng::seed_from_u64(11);
+    let mut times: Vec<Duration> = (0..PAGE_QUERIES)
+        .map(|_| {
+            let key = key_name(key_of(rng.gen_range(0..filled), case.keys));
+            let start = Instant::now();
+            let page = map.queued(&Query::default().key(key).limit(50)).expect("page");
+            let elapsed = start.elapsed();
+            assert!(!page.items.is_empty());
+            elapsed
+        })
+        .collect();
+    times.sort();
+    let p99 = times[times.len() * 99 / 100];
+    println!(
+        "CASE engine {} {} {} {} {}",
+        filled,
+        added,
+        reopen.as_micros(),
+        p99.as_nanos(),
+        std::fs::read_dir(dir.join("maps/m/keys")).map(|d| d.count()).unwrap_or(0)
+    );
+    drop(map);
+    engine.close().expect("close");
+}
+
+/// In the child: the peer, the in-memory `KeyIndex` fed the same keys.
+fn run_key_index_case(case: Case) {
+    let before = rss_anon_bytes();
+    let mut index = pauselog_index::KeyIndex::new();
+    for n in 0..case.records {
+        index.insert(&key_name(key_of(n, case.keys)), n + 1).expect("insert");
+    }
+    let added = rss_anon_bytes().saturating_sub(before);
+    println!("CASE key_index {} {added} 0 0 0", index.len());
+}
+
+/// In the child: the reopen peer, a scan of the data log decoding keys.
+fn run_scan_case(dir: &Path) {
+    let wal = pauselog_wal::Wal::open(&dir.join("maps/m/data"), pauselog_wal::WalOptions::default().read_only(true))
+        .expect("data log");
+    let start = Instant::now();
+    let mut keys = 0u64;
+    for entry in wal.reader(1) {
+        let entry = entry.expect("entry");
+        let body = entry.body();
+        let key_len = u32::from_le_bytes(body[9..13].try_into().expect("4 bytes")) as usize;
+        keys = keys.wrapping_add(std::hint::black_box(&body[13..13 + key_len]).len() as u64);
+    }
+    println!("CASE scan {keys} 0 {} 0 0", start.elapsed().as_micros());
+}
+
+fn child(case_index: usize, kind: &str, dir: &Path) -> Vec<u64> {
+    let output = Command::new(std::env::current_exe().expect("bench binary"))
+        .env(CASE_ENV, format!("{case_index}:{kind}"))
+        .env(DIR_ENV, dir)
+        .output()
+        .expect("child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().find(|line| line.starts_with("CASE ")).unwrap_or_else(|| {
+        panic!("child {kind} of case {case_index} printed no result: {}", String::from_utf8_lossy(&output.stderr))
+    });
+    line.split_whitespace().skip(2).map(|field| field.parse().expect("number")).collect()
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
+}
+
+fn report() {
+    for (index, case) in CASES.iter().map(|&case| scaled(case)).enumerate() {
+        let dir = tempfile::Builder::new().prefix("memory").tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
+        let engine = child(index, "engine", dir.path());
+        let peer = child(index, "key_index", dir.path());
+        let scan = child(index, "scan", dir.path());
+        let (filled, added, reopen_us, p99_ns, run_files) = (engine[0], engine[1], engine[2], engine[3], engine[4]);
+        println!(
+            "MEMORY {}: {filled} records, RSS added {:.1} MiB (KeyIndex alone {:.1} MiB), reopen {:.1} ms (scan {:.1} ms), page p99 {:.1} us, {run_files} run files",
+            case.name,
+            mib(added),
+            mib(peer[1]),
+            reopen_us as f64 / 1e3,
+            scan[2] as f64 / 1e3,
+            p99_ns as f64 / 1e3
+        );
+        report_ratio(
+            &format!("{}: RSS added by a full queue vs the in-memory KeyIndex [target <= 64 MiB]", case.name),
+            mib(added),
+            mib(peer[1]),
+            "MiB",
+        );
+        report_ratio(
+            &format!("{}: reopen vs a scan of the data log [target <= 100 ms]", case.name),
+            reopen_us as f64 / 1e3,
+            scan[2] as f64 / 1e3,
+            "ms",
+        );
+        println!("TIME {}: page of 50 for one key p99 {:.1} us [target <= 200 us]", case.name, p99_ns as f64 / 1e3);
+    }
+}
+
+fn bench_memory(c: &mut Criterion) {
+    if let Ok(spec) = std::env::var(CASE_ENV) {
+        let (index, kind) = spec.split_once(':').expect("case:kind");
+        let case = scaled(CASES[index.parse::<usize>().expect("case index")]);
+        let dir = std::path::PathBuf::from(std::env::var_os(DIR_ENV).expect("dir"));
+        match kind {
+            "engine" => run_engine_case(case, &dir),
+            "key_index" => run_key_index_case(case),
+            _ => run_scan_case(&dir),
+        }
+        std::process::exit(0);
+    }
+    report();
+    let mut group = c.benchmark_group(if quick() { "memory_quick" } else { "memory" });
+    group.sample_size(10);
+    let dir = tempfile::Builder::new().prefix("memory").tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
+    {
+        let (engine, map) = open(dir.path());
+        map.pause().expect("pause");
+        for n in 0..if quick() { 10_000 } else { 200_000 } {
+            map.submit(Record::new(key_name(n % 10_000), Op::Update, vec![1u8; 100])).expect("queued");
+        }
+        drop(map);
+        engine.close().expect("close");
+    }
+    group.bench_function("reopen", |b| {
+        b.iter(|| {
+            let (engine, map) = open(dir.path());
+            drop(map);
+            engine.close().expect("close");
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_memory);
+criterion_main!(benches);
