@@ -34,6 +34,7 @@ mod ahead;
 mod epoch;
 pub mod format;
 mod frame;
+mod latency;
 mod log;
 mod reader;
 mod recovery;
@@ -46,6 +47,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use frame::{frame_bytes, FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES};
+pub use latency::{SyncLatency, SYNC_LATENCY_BOUNDS_US};
 pub use log::{Wal, WalStats};
 pub use reader::{Entry, Reader};
 pub use recovery::TORN_WRITE_WINDOW_BYTES;

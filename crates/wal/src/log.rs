@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::ahead::Job;
 use crate::epoch::Epoch;
 use crate::frame::{self, frame_bytes, FRAME_BODY_BYTES_MAX};
+use crate::latency::{LatencyCounters, SyncLatency};
 use crate::reader::{Entry, Reader};
 use crate::release_log::{ReleaseLog, COMPACT_ENTRIES};
 use crate::segment::{encode_header, encode_sidecar, segment_path, sidecar_path, Segment, SEGMENT_HEADER_BYTES};
@@ -49,6 +50,8 @@ pub(crate) struct Inner {
     appended_seq: AtomicU64,
     /// fdatasyncs of the active segment issued to make appends durable.
     sync_count: AtomicU64,
+    /// How long each of those took.
+    sync_latency: LatencyCounters,
     /// Every seq `<=` this is durable.
     durable_seq: AtomicU64,
     poisoned: AtomicBool,
@@ -208,6 +211,7 @@ impl Wal {
                 sync_epoch: Epoch::default(),
                 appended_seq: AtomicU64::new(durable_seq),
                 sync_count: AtomicU64::new(0),
+                sync_latency: LatencyCounters::default(),
                 durable_seq: AtomicU64::new(durable_seq),
                 poisoned: AtomicBool::new(false),
                 poison_reason: Mutex::new(String::new()),
@@ -610,6 +614,11 @@ impl Wal {
         }
     }
 
+    /// How long the fsyncs counted by [`WalStats::sync_count`] took.
+    pub fn sync_latency(&self) -> SyncLatency {
+        self.inner.sync_latency.snapshot()
+    }
+
     /// Waits until the segments released so far are deleted from disk (they
     /// are deleted by a background thread; closing the log also waits).
     pub fn settle(&self) {
@@ -824,9 +833,11 @@ impl Inner {
         };
         // The fsync runs outside the state lock so appenders keep filling the
         // next group while this one is being made durable.
+        let started = Instant::now();
         if let Err(e) = file.sync_data() {
             return Err(self.poison(&io_error(&path, e)));
         }
+        self.sync_latency.record(started.elapsed());
         self.sync_count.fetch_add(1, Ordering::Relaxed);
         self.durable_seq.fetch_max(target, Ordering::AcqRel);
         Ok(())
