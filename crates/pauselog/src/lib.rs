@@ -63,6 +63,6 @@ pub use error::{Error, Result};
 pub use inspect::{inspect, inspect_map, verify, MapInspector, MapReport, VerifyReport};
 pub use map::TableMap;
 pub use pauselog_wal::storage::{FsStorage, Mapped, Storage, StorageFile};
-pub use pauselog_wal::SyncPolicy;
+pub use pauselog_wal::{SyncLatency, SyncPolicy, SYNC_LATENCY_BOUNDS_US};
 pub use retry::{RetryJob, RetryProgress};
 pub use types::*;

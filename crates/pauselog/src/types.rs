@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use pauselog_wal::SyncLatency;
 use serde::{Deserialize, Serialize};
 
 /// Longest integration key, in bytes (UTF-8).
@@ -324,6 +325,40 @@ impl Default for MapConfig {
             backoff_max: Duration::from_secs(5),
         }
     }
+}
+
+/// Counters of a map for monitoring, since it was opened in this process
+/// ([`TableMap::counters`](crate::TableMap::counters)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MapCounters {
+    /// Calls to `submit`, by outcome.
+    pub submits: SubmitCounts,
+    /// The fsyncs that made queued records durable (the data log's).
+    pub data_sync_latency: SyncLatency,
+    /// The fsyncs of state changes and replay commits (the meta log's).
+    pub meta_sync_latency: SyncLatency,
+}
+
+/// Calls to `submit` by outcome. Every call counts once, in the first
+/// field that applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SubmitCounts {
+    /// Delivered live: `Submitted::Live` (Running, or passed through a
+    /// catch-up, R23).
+    pub live: u64,
+    /// Queued: `Submitted::Queued`.
+    pub queued: u64,
+    /// Refused by a cap: `Error::Blocked` (R8).
+    pub blocked: u64,
+    /// Rejected by the destination: `Error::Rejected`.
+    pub rejected: u64,
+    /// The destination was unavailable and the record was not queued:
+    /// `Error::Unavailable`.
+    pub unavailable: u64,
+    /// Bad input: `Error::InvalidInput` (R20).
+    pub invalid: u64,
+    /// Any other error (I/O, a poisoned log, a closed engine).
+    pub failed: u64,
 }
 
 /// The operator's figures for a map (R9).

@@ -8,6 +8,7 @@ mod caps_block_without_dropping;
 mod catch_up_failures_move_to_errors;
 mod catch_up_redirects_new_writes_to_tail;
 mod corruption_is_reported;
+mod counters_count_submits_and_fsyncs;
 mod crash_loses_no_acknowledged_record;
 mod delivery_is_at_least_once_in_order;
 mod fsync_failure_poisons_the_map;

@@ -22,6 +22,9 @@ fn every_public_type_is_debug() {
     debug::<TableMap>();
     debug::<MapConfig>();
     debug::<MapStats>();
+    debug::<MapCounters>();
+    debug::<SubmitCounts>();
+    debug::<SyncLatency>();
     debug::<MapState>();
     debug::<Record>();
     debug::<QueuedRecord>();

@@ -4,6 +4,7 @@
 //! the counters consistent.
 
 mod core;
+mod counters;
 mod errors;
 mod lists;
 mod rules;
@@ -26,8 +27,8 @@ use crate::clock::{from_nanos, Clock};
 use crate::meta::{self, Commit, MetaEvent, Snapshot, StoredState};
 use crate::retry::{RetryJob, RetryShared};
 use crate::{
-    CatchupError, Destination, Error, MapConfig, MapState, MapStats, Page, PauseRule, Query, QueuedRecord, Record,
-    Result, ResumeMode, Selection, Submitted, KEY_BYTES_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX,
+    CatchupError, Destination, Error, MapConfig, MapCounters, MapState, MapStats, Page, PauseRule, Query, QueuedRecord,
+    Record, Result, ResumeMode, Selection, Submitted, KEY_BYTES_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX,
 };
 
 /// Meta log size after which it is compacted into one snapshot.
@@ -77,6 +78,8 @@ pub(crate) struct MapShared {
     /// it takes the map lock, so the lock is held for the append and the
     /// index insert only. A hint: a wrong guess costs one encode.
     pub queueing_hint: AtomicBool,
+    /// Submits by outcome, since the map was opened.
+    pub submits: counters::SubmitCounters,
 }
 
 pub(crate) fn validate_name(name: &str) -> Result<()> {
@@ -152,7 +155,9 @@ impl TableMap {
     /// catch-up when `MapConfig::live_pass_through` allows it (R23). Every
     /// record gets a seq from the map's one sequence (R21).
     pub fn submit(&self, record: Record) -> Result<Submitted> {
-        self.shared.submit(record)
+        let outcome = self.shared.submit(record);
+        self.shared.submits.count(&outcome);
+        outcome
     }
 
     /// Pauses the map (R5): from Running; a no-op when Paused; from
@@ -185,6 +190,16 @@ impl TableMap {
     /// The operator's figures (R9).
     pub fn stats(&self) -> MapStats {
         self.shared.stats()
+    }
+
+    /// Counters for monitoring: submits by outcome and the durations of
+    /// the fsyncs of the map's logs, since the map was opened.
+    pub fn counters(&self) -> MapCounters {
+        MapCounters {
+            submits: self.shared.submits.snapshot(),
+            data_sync_latency: self.shared.data.sync_latency(),
+            meta_sync_latency: self.shared.meta.sync_latency(),
+        }
     }
 
     /// A page of the queued records, in seq order (R10, R11).
@@ -284,6 +299,7 @@ impl MapShared {
             jobs: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             queueing_hint: AtomicBool::new(false),
+            submits: counters::SubmitCounters::default(),
         }
     }
 
