@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use crate::cursor::{self, List};
+use crate::metrics::MapMetrics;
 use crate::request::{decode, ApiRequest, PageQuery};
 use crate::schema::{
     ApiError, CatchupError, Discarded, Health, JobList, MapList, MapStatus, Page, QueuedRecord, ResumeMode, RetryJob,
@@ -49,6 +50,11 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn job(&self, id: u64) -> Result<RetryJob, ApiError>;
     /// Asks a job to stop; returns its progress.
     fn cancel_job(&self, id: u64) -> Result<RetryJob, ApiError>;
+    /// Every open map's figures and counters, for `/metrics`. By default
+    /// the figures of [`AdminBackend::maps`] without counters.
+    fn metrics(&self) -> Result<Vec<MapMetrics>, ApiError> {
+        Ok(self.maps()?.into_iter().map(|status| MapMetrics { status, counters: None }).collect())
+    }
 }
 
 /// An answer: HTTP status and JSON body.

@@ -8,7 +8,9 @@
 //! - [`backend`]: the [`AdminBackend`] trait an engine implements, and
 //!   [`handle`](backend::handle), one request from bytes to an answer;
 //! - [`router`] (feature `server`): the axum router, to mount in a
-//!   service's own server;
+//!   service's own server: the API, the web page ([`web`]) and `/metrics`
+//!   ([`metrics`]), behind one [`gate`] (bearer token, or the page's
+//!   [`session`] cookie with its CSRF token);
 //! - [`server`] (feature `server`): the Unix-socket listener (mode 0600 in a
 //!   0700 directory, peers of another uid refused) and the opt-in loopback
 //!   TCP listener with a bearer token;
@@ -33,16 +35,23 @@ pub mod backend;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod cursor;
+#[cfg(feature = "server")]
+pub mod gate;
+pub mod metrics;
 pub mod request;
 #[cfg(feature = "server")]
 pub mod router;
 pub mod schema;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod session;
 #[cfg(any(feature = "server", feature = "client"))]
 pub mod socket_path;
 #[cfg(any(feature = "server", feature = "client"))]
 pub mod token;
+#[cfg(feature = "server")]
+pub mod web;
 
 pub use backend::AdminBackend;
 pub use schema::{ApiError, ErrorCode, API_VERSION};

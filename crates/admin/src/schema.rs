@@ -376,6 +376,9 @@ pub enum ErrorCode {
     Unauthorized,
     /// 403: the Unix socket's peer runs as another user.
     ForbiddenPeer,
+    /// 403: a state-changing request from another site, or from a browser
+    /// without the web page's CSRF token.
+    CrossSiteRefused,
     /// 404: no such route under this version.
     UnknownRoute,
     /// 404: the path names an API version this engine does not serve.
@@ -410,7 +413,7 @@ impl ErrorCode {
         match self {
             ErrorCode::MalformedJson | ErrorCode::InvalidInput | ErrorCode::BadCursor => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::ForbiddenPeer => 403,
+            ErrorCode::ForbiddenPeer | ErrorCode::CrossSiteRefused => 403,
             ErrorCode::UnknownRoute | ErrorCode::UnknownVersion | ErrorCode::UnknownMap | ErrorCode::UnknownJob => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,

@@ -18,7 +18,8 @@
 //! at once; request headers within [`HEADER_READ_TIMEOUT`], bodies within
 //! [`BODY_READ_TIMEOUT`](crate::router::BODY_READ_TIMEOUT) and
 //! [`REQUEST_BODY_BYTES_MAX`](crate::request::REQUEST_BODY_BYTES_MAX); a
-//! connection lives at most [`CONNECTION_LIFETIME_MAX`].
+//! connection lives at most [`CONNECTION_LIFETIME_MAX`], then finishes the
+//! request in flight and closes.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -42,8 +43,13 @@ use crate::token::Token;
 
 /// Longest time the request line and headers may take to arrive.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest life of one connection (keep-alive included); clients reconnect.
+/// Longest life of one connection (keep-alive included): then the request
+/// in flight is finished (within [`CONNECTION_CLOSE_WAIT`]) and the
+/// connection closed; clients reconnect.
 pub const CONNECTION_LIFETIME_MAX: Duration = Duration::from_secs(60);
+/// How long a connection past its lifetime may take to finish the request
+/// in flight.
+pub const CONNECTION_CLOSE_WAIT: Duration = Duration::from_secs(15);
 /// Default of [`ServerConfig::connections_max`].
 pub const CONNECTIONS_MAX_DEFAULT: usize = 64;
 /// Connections past the limit that still get a `too_many_connections`
@@ -368,7 +374,18 @@ where
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .max_buf_size(HEAD_BYTES_MAX)
             .serve_connection(TokioIo::new(stream), service);
-        let _ = tokio::time::timeout(CONNECTION_LIFETIME_MAX, connection).await;
+        tokio::pin!(connection);
+        tokio::select! {
+            _ = connection.as_mut() => {}
+            _ = tokio::time::sleep(CONNECTION_LIFETIME_MAX) => {
+                // Finish the request in flight, answer it with
+                // `connection: close`, then close: a browser that keeps
+                // the connection open for the page's polling opens a new
+                // one without a failed request.
+                connection.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(CONNECTION_CLOSE_WAIT, connection).await;
+            }
+        }
         drop(permit);
     });
 }

@@ -76,6 +76,11 @@ impl Token {
         Token::new(text.trim()).ok_or_else(|| TokenError::Malformed { path: path.to_path_buf() })
     }
 
+    /// A fresh token of 32 random hex digits (128 bits) from the OS.
+    pub fn generate() -> Token {
+        Token(random_hex(16))
+    }
+
     /// The token's text (to send it).
     pub fn as_str(&self) -> &str {
         &self.0
@@ -85,4 +90,11 @@ impl Token {
     pub fn matches(&self, candidate: &[u8]) -> bool {
         constant_time_eq::constant_time_eq(self.0.as_bytes(), candidate)
     }
+}
+
+/// `bytes` random bytes from the OS, as lowercase hex.
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::getrandom(&mut buffer).expect("the OS random source works (getrandom(2) does not fail once seeded)");
+    buffer.iter().map(|b| format!("{b:02x}")).collect()
 }

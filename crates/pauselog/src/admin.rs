@@ -34,6 +34,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
+use pauselog_admin::metrics::{self, MapMetrics};
 use pauselog_admin::request::PageQuery;
 use pauselog_admin::schema::{self as dto, ApiError, ErrorCode};
 use pauselog_admin::{AdminBackend, AdminServer, ServerConfig, Token};
@@ -43,8 +44,8 @@ pub use pauselog_admin as api;
 use crate::engine::EngineShared;
 use crate::retry::RetryJob;
 use crate::{
-    CatchupError, Error, ErrorReason, Limit, MapState, MapStats, Op, Page, PauseReason, Query, QueuedRecord,
-    ResumeMode, Selection, TableMap,
+    CatchupError, Error, ErrorReason, Limit, MapCounters, MapState, MapStats, Op, Page, PauseReason, Query,
+    QueuedRecord, ResumeMode, Selection, SubmitCounts, SyncLatency, TableMap, SYNC_LATENCY_BOUNDS_US,
 };
 
 /// Retry jobs the registry remembers. When it is full, starting a job
@@ -309,6 +310,36 @@ impl AdminBackend for EngineBackend {
             entry.job.cancel();
             entry.to_dto()
         })
+    }
+
+    fn metrics(&self) -> Result<Vec<MapMetrics>, ApiError> {
+        let mut maps = self.engine()?.open_maps();
+        maps.sort_by(|a, b| a.name().cmp(b.name()));
+        Ok(maps
+            .iter()
+            .map(|map| MapMetrics {
+                status: map_status(map.name(), map.stats()),
+                counters: Some(counters_dto(map.counters())),
+            })
+            .collect())
+    }
+}
+
+/// A map's counters in the metrics' terms.
+fn counters_dto(counters: MapCounters) -> metrics::MapCounters {
+    let SubmitCounts { live, queued, blocked, rejected, unavailable, invalid, failed } = counters.submits;
+    metrics::MapCounters {
+        submits: metrics::SubmitOutcomes { live, queued, blocked, rejected, unavailable, invalid, failed },
+        data_fsync: histogram(counters.data_sync_latency),
+        meta_fsync: histogram(counters.meta_sync_latency),
+    }
+}
+
+fn histogram(latency: SyncLatency) -> metrics::LatencyHistogram {
+    metrics::LatencyHistogram {
+        bounds_seconds: SYNC_LATENCY_BOUNDS_US.iter().map(|&us| us as f64 / 1e6).collect(),
+        counts: latency.counts.to_vec(),
+        sum_seconds: latency.sum.as_secs_f64(),
     }
 }
 
