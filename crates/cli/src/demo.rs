@@ -74,6 +74,12 @@ pub struct DemoArgs {
     /// of its own, `pauselog_demo`, made anew at the start and kept.
     #[arg(long, value_name = "URL", conflicts_with = "hold")]
     pub postgres: Option<String>,
+    /// Also serve the admin API and its web page on this loopback address
+    /// (e.g. 127.0.0.1:8080; port 0 picks one), with a fresh token written
+    /// to `<dir>/admin-token` (mode 0600). The demo prints the page's
+    /// address and the token to log in with; add `--hold` to keep it up.
+    #[arg(long, value_name = "ADDR", conflicts_with = "postgres")]
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 /// `pauselog demo`.
@@ -176,7 +182,18 @@ impl Demo {
         if let Some(bytes) = args.segment_bytes {
             builder = builder.segment_bytes_max(bytes);
         }
+        let token = match args.admin {
+            Some(addr) => {
+                let (token, file) = write_admin_token(dir)?;
+                builder = builder.admin_tcp(addr, &file);
+                Some((token, file))
+            }
+            None => None,
+        };
         let engine = builder.open()?;
+        if let (Some(addr), Some((token, file))) = (engine.admin_tcp_addr(), &token) {
+            print_admin_page(addr, token, file);
+        }
         let destination = Arc::new(SimDestination::new(DESTINATION_COST));
         let map = engine.table_map(MAP_NAME, MapConfig::default(), destination.clone())?;
         println!("pauselog demo: {record_count} records, data directory {}", dir.display());
@@ -619,6 +636,29 @@ impl Demo {
     }
 }
 
+/// The file `--admin` keeps its token in, inside the data directory.
+const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Writes a fresh token to `<dir>/admin-token`, readable by this user only.
+fn write_admin_token(dir: &Path) -> Result<(pauselog_admin::Token, PathBuf), CliError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let token = pauselog_admin::Token::generate();
+    let path = dir.join(ADMIN_TOKEN_FILE);
+    let io = |e: std::io::Error| CliError::Io(format!("cannot write the admin token file {}: {e}", path.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
+    writeln!(file, "{}", token.as_str()).map_err(io)?;
+    Ok((token, path))
+}
+
+fn print_admin_page(addr: std::net::SocketAddr, token: &pauselog_admin::Token, file: &Path) {
+    println!("admin web page: http://{addr}/ui/");
+    println!("admin token: {} (in {})", token.as_str(), file.display());
+    println!("metrics: http://{addr}/metrics (Authorization: Bearer <token>)");
+}
+
 /// Keeps `engine` open until SIGINT or SIGTERM, after saying where its
 /// admin socket is and what to try.
 fn hold_until_interrupted(engine: &Engine, dir: &Path) -> Result<(), CliError> {
@@ -632,6 +672,11 @@ fn hold_until_interrupted(engine: &Engine, dir: &Path) -> Result<(), CliError> {
     })?;
     let dir = dir.display();
     println!("\n== Holding the engine open until interrupted (Ctrl-C) ==");
+    if let Some(addr) = engine.admin_tcp_addr() {
+        println!(
+            "admin web page: http://{addr}/ui/ (log in with the token printed above, in {dir}/{ADMIN_TOKEN_FILE})"
+        );
+    }
     println!("admin socket: {}", socket.display());
     println!("the map {MAP_NAME} is paused with a backlog and a few catch-up errors; from a second terminal try:");
     for command in [
