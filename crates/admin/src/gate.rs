@@ -24,7 +24,7 @@ use axum::http::{header, HeaderMap, Method};
 
 use crate::router::Auth;
 use crate::schema::{ApiError, ErrorCode};
-use crate::session::{Sessions, COOKIE_NAME};
+use crate::session::Sessions;
 
 /// The header that carries the session's CSRF token.
 pub const CSRF_HEADER: &str = "x-pauselog-csrf";
@@ -104,7 +104,7 @@ impl Gate {
 
     /// The live session named by the request's cookie: its id and CSRF token.
     pub fn session(&self, headers: &HeaderMap) -> Option<(String, String)> {
-        let id = cookie(headers, COOKIE_NAME)?;
+        let id = cookie(headers, self.sessions.cookie_name())?;
         self.sessions.csrf_of(id).map(|csrf| (id.to_owned(), csrf))
     }
 
@@ -175,7 +175,7 @@ mod tests {
         );
 
         let (id, csrf) = gate.sessions.create();
-        let cookie = format!("other=1; {COOKIE_NAME}={id}");
+        let cookie = format!("other=1; {}={id}", gate.sessions.cookie_name());
         let same = ("sec-fetch-site", "same-origin");
         assert!(matches!(gate.admit(&parts("GET", &[("cookie", &cookie)])), Ok(Caller::Session { .. })));
         assert_eq!(code(gate.admit(&parts("POST", &[("cookie", &cookie), same]))), ErrorCode::CrossSiteRefused);
@@ -215,7 +215,7 @@ mod tests {
         let browser = ("sec-fetch-site", "same-origin");
         assert_eq!(code(gate.admit(&parts("POST", &[browser]))), ErrorCode::CrossSiteRefused);
         let (id, csrf) = gate.sessions.create();
-        let cookie = format!("{COOKIE_NAME}={id}");
+        let cookie = format!("{}={id}", gate.sessions.cookie_name());
         assert!(gate.admit(&parts("POST", &[browser, ("cookie", &cookie), ("x-pauselog-csrf", &csrf)])).is_ok());
     }
 }

@@ -305,3 +305,52 @@ mod collect {
         }
     }
 }
+
+#[cfg(all(test, feature = "server"))]
+mod tests {
+    use super::*;
+
+    fn status(name: &str) -> MapStatus {
+        let example = include_str!("../../../docs/admin-api.md")
+            .split("### GET /v1/maps/{map}\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```json response\n").nth(1))
+            .and_then(|rest| rest.split("```").next())
+            .expect("the documented map status");
+        let mut status: MapStatus = serde_json::from_str(example).expect("a map status");
+        status.name = name.to_owned();
+        status
+    }
+
+    #[test]
+    fn counters_become_counters_and_a_cumulative_histogram() {
+        let counters = MapCounters {
+            submits: SubmitOutcomes { live: 7, queued: 3, blocked: 1, ..SubmitOutcomes::default() },
+            data_fsync: LatencyHistogram { bounds_seconds: vec![0.001, 0.01], counts: vec![2, 3, 1], sum_seconds: 0.5 },
+            meta_fsync: LatencyHistogram { bounds_seconds: vec![0.001, 0.01], counts: vec![0, 0, 0], sum_seconds: 0.0 },
+        };
+        let text = encode(vec![
+            MapMetrics { status: status("customers"), counters: Some(counters) },
+            MapMetrics { status: status("vendors"), counters: None },
+        ])
+        .expect("encodes");
+        for line in [
+            "# TYPE pauselog_submits_total counter",
+            "pauselog_submits_total{map=\"customers\",outcome=\"live\"} 7",
+            "pauselog_submits_total{map=\"customers\",outcome=\"blocked\"} 1",
+            "pauselog_submits_total{map=\"customers\",outcome=\"failed\"} 0",
+            "# TYPE pauselog_fsync_duration_seconds histogram",
+            "pauselog_fsync_duration_seconds_bucket{map=\"customers\",log=\"data\",le=\"0.001\"} 2",
+            "pauselog_fsync_duration_seconds_bucket{map=\"customers\",log=\"data\",le=\"0.01\"} 5",
+            "pauselog_fsync_duration_seconds_bucket{map=\"customers\",log=\"data\",le=\"+Inf\"} 6",
+            "pauselog_fsync_duration_seconds_sum{map=\"customers\",log=\"data\"} 0.5",
+            "pauselog_fsync_duration_seconds_count{map=\"customers\",log=\"data\"} 6",
+            "pauselog_queued_records{map=\"vendors\"} 200000",
+            "pauselog_pause_time_left_seconds{map=\"vendors\"} 82800.0",
+            "pauselog_map_state{map=\"vendors\",state=\"Paused\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("map=\"vendors\",outcome"), "a map without counters shows none");
+    }
+}

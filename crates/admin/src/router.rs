@@ -38,6 +38,7 @@ use crate::gate::Gate;
 use crate::request::REQUEST_BODY_BYTES_MAX;
 use crate::schema::{ApiError, ErrorCode};
 use crate::token::Token;
+use crate::web;
 
 /// Longest time a request body may take to arrive.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -103,13 +104,13 @@ pub fn router_with_body_timeout(
         .route("/v1", any(api))
         .route("/v1/", any(api))
         .route("/v1/{*rest}", any(api))
-        .route("/metrics", any(crate::web::metrics))
-        .route("/", get(crate::web::to_page))
-        .route("/ui", get(crate::web::to_page))
-        .route("/ui/", get(crate::web::page))
-        .route("/ui/login", get(crate::web::login_form).post(crate::web::login))
-        .route("/ui/logout", post(crate::web::logout))
-        .route("/ui/{asset}", get(crate::web::asset))
+        .route("/metrics", any(web::metrics))
+        .route("/", get(web::to_page).fallback(web::wrong_method))
+        .route("/ui", get(web::to_page).fallback(web::wrong_method))
+        .route("/ui/", get(web::page).fallback(web::wrong_method))
+        .route("/ui/login", get(web::login_form).post(web::login).fallback(web::wrong_method))
+        .route("/ui/logout", post(web::logout).fallback(web::wrong_method))
+        .route("/ui/{asset}", get(web::asset).fallback(web::wrong_method))
         .fallback(api)
         .with_state(state)
 }

@@ -15,8 +15,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The session cookie's name.
-pub const COOKIE_NAME: &str = "pauselog_session";
+/// The start of the session cookie's name; each router adds 8 random hex
+/// digits of its own, because cookies do not tell the ports of one host
+/// apart: two engines on 127.0.0.1 must not replace each other's sessions.
+pub const COOKIE_NAME_PREFIX: &str = "pauselog_session_";
 /// Sessions kept at once; a new login past this ends the least recently
 /// used one.
 pub const SESSIONS_MAX: usize = 64;
@@ -26,9 +28,19 @@ pub const SESSION_IDLE_MAX: Duration = Duration::from_secs(8 * 3600);
 const SECRET_BYTES: usize = 32;
 
 /// The sessions of one router, in memory: a restart logs everyone out.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sessions {
+    cookie_name: String,
     by_id: Mutex<HashMap<String, Session>>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            cookie_name: format!("{COOKIE_NAME_PREFIX}{}", crate::token::random_hex(4)),
+            by_id: Mutex::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -43,6 +55,11 @@ fn secret() -> String {
 }
 
 impl Sessions {
+    /// The name of this router's session cookie.
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie_name
+    }
+
     /// Starts a session: its id (the cookie's value) and its CSRF token.
     pub fn create(&self) -> (String, String) {
         let (id, csrf) = (secret(), secret());

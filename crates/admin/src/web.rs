@@ -11,8 +11,8 @@
 //! | `GET /ui/app.js`, `/ui/app.css`, `/ui/favicon.svg` | the page's code and style |
 //! | `GET /metrics` | the figures in the Prometheus text format ([`crate::metrics`]) |
 //!
-//! The session cookie (`pauselog_session`, HttpOnly, SameSite=Strict, path
-//! of the router) stands for the token the login form took; the page holds
+//! The session cookie (`pauselog_session_<8 hex digits of the router>`,
+//! HttpOnly, SameSite=Strict, path of the router) stands for the token the login form took; the page holds
 //! the session's CSRF token and sends it with every POST ([`crate::gate`]).
 //! Under [`Auth::Vetted`] the page needs no login: the session starts when
 //! the page is first loaded. Every response of the page carries a strict
@@ -31,7 +31,7 @@ use crate::backend::Answer;
 use crate::gate::{refuse_cross_site, Caller};
 use crate::router::{blocking, respond, ApiState, Auth};
 use crate::schema::{ApiError, ErrorCode};
-use crate::session::{COOKIE_NAME, SESSION_IDLE_MAX};
+use crate::session::SESSION_IDLE_MAX;
 
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const LOGIN_HTML: &str = include_str!("../web/login.html");
@@ -85,15 +85,16 @@ fn redirect(location: &str) -> Response {
     response
 }
 
-/// Sets (or, with `None`, clears) the session cookie on `response`.
-fn set_session_cookie(response: &mut Response, parts: &Parts, id: Option<&str>) {
+/// Sets (or, with `None`, clears) the session cookie of `state`'s router
+/// on `response`.
+fn set_session_cookie(response: &mut Response, state: &ApiState, parts: &Parts, id: Option<&str>) {
     let path = format!("{}/", base(parts));
+    let name = state.gate.sessions.cookie_name();
     let cookie = match id {
-        Some(id) => format!(
-            "{COOKIE_NAME}={id}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={}",
-            SESSION_IDLE_MAX.as_secs()
-        ),
-        None => format!("{COOKIE_NAME}=; Path={path}; HttpOnly; SameSite=Strict; Max-Age=0"),
+        Some(id) => {
+            format!("{name}={id}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={}", SESSION_IDLE_MAX.as_secs())
+        }
+        None => format!("{name}=; Path={path}; HttpOnly; SameSite=Strict; Max-Age=0"),
     };
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
@@ -131,7 +132,7 @@ pub(crate) async fn page(State(state): State<Arc<ApiState>>, request: Request) -
     // The token is lowercase hex: nothing in it needs escaping in HTML.
     let mut response = web_response(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML.replace("{{CSRF}}", &csrf));
     if let Some(id) = new_session {
-        set_session_cookie(&mut response, &parts, Some(&id));
+        set_session_cookie(&mut response, &state, &parts, Some(&id));
     }
     response
 }
@@ -174,7 +175,7 @@ pub(crate) async fn login(State(state): State<Arc<ApiState>>, request: Request) 
     }
     let (id, _) = state.gate.sessions.create();
     let mut response = redirect("./");
-    set_session_cookie(&mut response, &parts, Some(&id));
+    set_session_cookie(&mut response, &state, &parts, Some(&id));
     response
 }
 
@@ -188,11 +189,20 @@ pub(crate) async fn logout(State(state): State<Arc<ApiState>>, request: Request)
                 state.gate.sessions.remove(&id);
             }
             let mut response = web_response(StatusCode::NO_CONTENT, "text/plain; charset=utf-8", "");
-            set_session_cookie(&mut response, &parts, None);
+            set_session_cookie(&mut response, &state, &parts, None);
             response
         }
         Err(error) => respond(Answer::error(&error)),
     }
+}
+
+/// A page's path with a method it does not take.
+pub(crate) async fn wrong_method(request: Request) -> Response {
+    let error = ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} does not take {}", request.uri().path(), request.method()),
+    );
+    respond(Answer::error(&error))
 }
 
 /// `GET /ui/{asset}`: the page's code, style and icon (public: they hold

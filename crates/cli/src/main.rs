@@ -2,7 +2,9 @@
 //!
 //! - `pauselog demo` runs the whole pause → queue → catch-up → retry story
 //!   against a simulated destination and checks the delivery invariants;
-//!   `--hold` keeps its engine and admin socket up afterwards.
+//!   `--hold` keeps its engine and admin socket up afterwards; `--admin
+//!   127.0.0.1:PORT` also serves the admin web page there, with a fresh
+//!   token it prints.
 //! - `pauselog status|queued|errors --dir D` show the live figures through
 //!   the admin API when an engine serves `D`, else read its files without
 //!   taking the lock (with a note saying so).

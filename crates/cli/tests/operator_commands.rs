@@ -46,13 +46,22 @@ fn json(dir: &str, args: &[&str]) -> Value {
 struct HeldDemo {
     child: Child,
     socket: PathBuf,
+    /// What the demo printed up to the socket's line.
+    said: Vec<String>,
     rest_of_stdout: mpsc::Receiver<String>,
 }
 
 impl HeldDemo {
     fn start(dir: &Path) -> HeldDemo {
+        HeldDemo::start_with(dir, &[])
+    }
+
+    /// `pauselog demo --records 2000 --hold --dir D` and `extra` arguments.
+    fn start_with(dir: &Path, extra: &[&str]) -> HeldDemo {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pauselog"))
-            .args(["demo", "--records", "2000", "--hold", "--dir"])
+            .args(["demo", "--records", "2000", "--hold"])
+            .args(extra)
+            .arg("--dir")
             .arg(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -66,6 +75,7 @@ impl HeldDemo {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(300);
+        let mut said = Vec::new();
         let socket = loop {
             let line = rest_of_stdout
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -74,8 +84,9 @@ impl HeldDemo {
             if let Some(socket) = line.strip_prefix("admin socket: ") {
                 break PathBuf::from(socket);
             }
+            said.push(line);
         };
-        HeldDemo { child, socket, rest_of_stdout }
+        HeldDemo { child, socket, said, rest_of_stdout }
     }
 
     /// SIGTERM, as an operator's Ctrl-C would; the demo closes its engine.
@@ -240,4 +251,50 @@ fn a_peer_of_another_user_is_refused() {
     assert_eq!(code, Some(4), "the peer check refuses: {said}");
     assert!(said.contains("uid 65534") && said.contains("ForbiddenPeer"), "{said}");
     engine.close().expect("close");
+}
+
+/// One raw HTTP/1.1 request; the answer's status line and headers, and body.
+fn http(addr: &str, request: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the page");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.to_owned(), body.to_owned())
+}
+
+#[test]
+fn demo_admin_serves_the_page_on_loopback_with_a_fresh_token() {
+    let temp = tempfile::tempdir().expect("a temporary directory");
+    let data = temp.path().join("data");
+    let mut demo = HeldDemo::start_with(&data, &["--admin", "127.0.0.1:0"]);
+    let page = demo.said.iter().find_map(|l| l.strip_prefix("admin web page: http://")).expect("the page's address");
+    let addr = page.strip_suffix("/ui/").expect("the page's path").to_owned();
+    assert!(addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"), "{addr}");
+    let token_line = demo.said.iter().find_map(|l| l.strip_prefix("admin token: ")).expect("the token");
+    let token = token_line.split(' ').next().expect("the token").to_owned();
+    assert_eq!(token.len(), 32, "128 random bits as hex: {token}");
+    let file = data.join("admin-token");
+    assert_eq!(std::fs::read_to_string(&file).expect("the token file").trim(), token);
+    assert_eq!(std::fs::metadata(&file).expect("the token file").permissions().mode() & 0o777, 0o600);
+
+    let (head, _) = http(&addr, &format!("GET /ui/ HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"));
+    assert!(head.starts_with("HTTP/1.1 303") && head.contains("location: login"), "{head}");
+    let form = format!("token={token}");
+    let (head, _) = http(
+        &addr,
+        &format!(
+            "POST /ui/login HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    assert!(head.starts_with("HTTP/1.1 303") && head.contains("set-cookie: pauselog_session_"), "{head}");
+    let (head, body) = http(
+        &addr,
+        &format!("GET /v1/maps HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"),
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("\"customers\""), "{body}");
+    demo.stop();
 }

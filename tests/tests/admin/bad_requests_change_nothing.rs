@@ -58,7 +58,7 @@ fn each_bad_request_gets_its_error_and_changes_nothing() {
             ErrorCode::InvalidInput,
         ),
         ("GET", "/v1/jobs/77".into(), Vec::new(), ErrorCode::UnknownJob),
-        ("GET", "/metrics".into(), Vec::new(), ErrorCode::UnknownRoute),
+        ("GET", "/status".into(), Vec::new(), ErrorCode::UnknownRoute),
     ];
     for (method, path, body, expected) in cases {
         assert_eq!(refused(&client, method, &path, &body), expected, "{method} {path}");

@@ -9,6 +9,7 @@ mod retry_jobs_are_polled_and_bounded;
 mod router_mounts_in_a_service;
 mod socket_is_private_and_optional;
 mod tcp_listener_needs_its_token;
+mod web_page_follows_the_mount_prefix;
 
 use std::path::Path;
 
