@@ -387,7 +387,7 @@ function renderSummary(name) {
   const list = view[name];
   const what = name === 'queued' ? 'queued records' : 'catch-up errors';
   const summary = $(`${name}-summary`);
-  show(summary, 
+  show(summary,
     `Showing ${count(list.items.length)} of `,
     el('strong', { id: `${name}-total` }, count(list.total)),
     ` ${what}`,
@@ -443,7 +443,7 @@ async function loadList(name, reset) {
 const seqOf = (item) => (item.record ? item.record.seq : item.seq);
 
 function queuedRow(item, position) {
-  const show = (mode) => () => showPayload(item, position, mode);
+  const viewAs = (mode) => () => showPayload(item, position, mode);
   const empty = item.payload_bytes === 0;
   return el('tr', { data: { seq: String(item.seq) } },
     el('td', { class: 'num' }, String(item.seq)),
@@ -452,8 +452,8 @@ function queuedRow(item, position) {
     el('td', { class: 'num' }, bytes(item.payload_bytes)),
     el('td', {}, time(item.queued_at)),
     el('td', {}, el('div', { class: 'actions' },
-      el('button', { type: 'button', data: { action: 'text' }, disabled: empty, onclick: show('text') }, 'Text'),
-      el('button', { type: 'button', data: { action: 'hex' }, disabled: empty, onclick: show('hex') }, 'Hex'))));
+      el('button', { type: 'button', data: { action: 'text' }, disabled: empty, onclick: viewAs('text') }, 'Text'),
+      el('button', { type: 'button', data: { action: 'hex' }, disabled: empty, onclick: viewAs('hex') }, 'Hex'))));
 }
 
 function errorRow(entry) {

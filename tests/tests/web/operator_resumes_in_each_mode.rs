@@ -57,7 +57,12 @@ fn resume_catches_up_to_running_or_skips_to_live_keeping_or_discarding() {
     assert!(matches!(served.map(0).state(), MapState::Running));
     assert_eq!(served.dest(0).delivered().len(), 200, "every queued record was delivered");
 
-    resume(&browser, "sales-orders", "SkipToLivePreserve");
+    // From the keyboard: the dialog opens on the first mode; the arrow
+    // picks the next one and Enter confirms.
+    browser.keys(&action("sales-orders", "resume"), &Key::Enter);
+    browser.wait_until("the resume dialog", || dialog_open(&browser, "resume-dialog"));
+    browser.keys("#resume-dialog input[value=\"CatchUp\"]", &Key::Down);
+    browser.keys("#resume-dialog input[value=\"SkipToLivePreserve\"]", &Key::Enter);
     browser.wait_until("sales-orders live", || state_of(&browser, "sales-orders") == "Running");
     browser.wait_until("the preserved queue", || figure(&browser, "sales-orders", 8) == 50);
     assert_eq!(served.map(1).stats().error_records, 50);
