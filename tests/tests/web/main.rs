@@ -15,6 +15,7 @@
 mod browser;
 mod engine_text_is_shown_as_text;
 mod login_guards_the_page_and_the_api;
+mod maps_table_shows_the_operator_figures;
 mod operator_pauses_and_reads_the_queue;
 mod operator_resumes_in_each_mode;
 mod operator_retries_and_discards_errors;
@@ -72,6 +73,13 @@ impl Served {
             })
             .collect();
         Served { maps, engine, addr, _dir: dir }
+    }
+
+    /// Opens one more map, with its own configuration.
+    fn add_map(&mut self, name: &str, config: MapConfig) {
+        let dest = TestDest::new();
+        let map = self.engine.table_map(name, config, dest.clone()).expect("map opens");
+        self.maps.push((map, dest));
     }
 
     fn map(&self, index: usize) -> &TableMap {

@@ -3,6 +3,8 @@
 //! Queued records tab, loads more, filters by integration key, and reads a
 //! payload as text and as hex, partly from the keyboard.
 
+use std::time::Duration;
+
 use fantoccini::key::Key;
 use pauselog::{MapState, Query, ResumeMode};
 
@@ -40,9 +42,19 @@ fn pause_watch_the_total_grow_page_filter_and_read_payloads() {
         n => Err(n.to_string()),
     });
     drop(writer);
+
+    // With the refresh off the page stands still until Refresh now.
+    let settled = served.map(0).stats().queued_records;
+    browser.wait_until("the writer's last record", || queued(&browser) == settled);
+    browser.click("#auto-refresh");
+    let shown = queued(&browser);
     served.queue(0, 120, 10);
     let total = served.map(0).stats().queued_records;
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(queued(&browser), shown, "no refresh while it is off");
+    browser.click("#refresh-now");
     browser.wait_until("the final total", || queued(&browser) == total);
+    browser.click("#auto-refresh");
 
     // Open the map from the keyboard.
     browser.keys(&action("customers", "open"), &Key::Enter);
