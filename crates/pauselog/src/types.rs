@@ -378,7 +378,8 @@ pub struct MapStats {
     pub pause_time_left: Option<Duration>,
     /// The blocking cap, if any (also while catching up after a block).
     pub blocked: Option<Limit>,
-    /// Records replayed in this catch-up.
+    /// Records replayed by the current catch-up, or by the last one once the
+    /// map is live again; 0 from a pause on.
     pub replayed: u64,
     /// Records left to replay (while catching up).
     pub remaining: u64,

@@ -97,6 +97,9 @@ pub(crate) struct SeqState {
     pub reserved_through: u64,
 }
 
+/// Seconds without progress before the drain rate starts to fall.
+const DRAIN_IDLE_GRACE_SECS: f64 = 1.0;
+
 /// Exponentially smoothed records per second of the replay.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct DrainRate {
@@ -117,6 +120,19 @@ impl DrainRate {
 
     pub fn reset(&mut self) {
         *self = DrainRate::default();
+    }
+
+    /// The rate now: the smoothed rate while the replay commits progress,
+    /// falling toward zero once it stops (stalled on an unavailable
+    /// destination): the rate over the time since the last progress, when
+    /// that is lower.
+    pub fn now_per_sec(&self) -> f64 {
+        let Some(last) = self.last else { return 0.0 };
+        let idle = last.elapsed().as_secs_f64();
+        if idle <= DRAIN_IDLE_GRACE_SECS {
+            return self.per_sec;
+        }
+        self.per_sec.min(self.per_sec * DRAIN_IDLE_GRACE_SECS / idle)
     }
 }
 

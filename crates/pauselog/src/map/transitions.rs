@@ -51,6 +51,7 @@ impl MapShared {
         self.commit(Commit { state: Some(state), windows, ..Commit::default() }, true)?;
         core.state = state;
         core.drain.reset();
+        core.replayed = 0;
         core.lanes_busy = 0;
         core.closing_tail = None;
         tracing::info!(map = %self.name, ?reason, queued = core.queue_records(), "table map paused");
