@@ -367,6 +367,75 @@ pub fn run_and_kill(child_test: &str, scenario: &str, dir: &Path, enough: impl F
     events
 }
 
+/// Crash tests: distinct integration keys per writer of [`crash_record`]
+/// (keys repeat, so per-key order matters).
+pub const CRASH_KEYS_PER_WRITER: u64 = 7;
+
+/// Crash tests: the `n`-th record of writer `writer`, whose key and payload
+/// the parent recomputes from the ACK line.
+pub fn crash_record(writer: u64, n: u64) -> Record {
+    Record::new(format!("W{writer}|K{}", n % CRASH_KEYS_PER_WRITER), Op::Update, format!("w{writer}-n{n}"))
+}
+
+/// In a crash child: prints `@@ACK seq key payload` for an acknowledged record.
+pub fn say_ack(seq: u64, record: &Record) {
+    say("ACK", &[&seq, &record.key, &String::from_utf8_lossy(&record.payload)]);
+}
+
+/// The records a crash child acknowledged (`ACK` events), by seq, as (key,
+/// payload); panics if a seq was acknowledged twice.
+pub fn acked_records(events: &[Event]) -> std::collections::BTreeMap<u64, (String, String)> {
+    let mut acked = std::collections::BTreeMap::new();
+    for event in events.iter().filter(|e| e.tag == "ACK") {
+        let previous = acked.insert(event.num(0), (event.fields[1].clone(), event.fields[2].clone()));
+        assert!(previous.is_none(), "seq {} acknowledged twice", event.num(0));
+    }
+    acked
+}
+
+/// A record's key and payload (as lossy UTF-8), to compare with an ACK line.
+pub fn key_payload(record: &QueuedRecord) -> (String, String) {
+    (record.key.clone(), String::from_utf8_lossy(&record.payload).into_owned())
+}
+
+/// Counts the events of one tag as they arrive. [`run_and_kill`] calls its
+/// predicate after every line, so a child that prints many lines needs a
+/// count that does not start over each time.
+#[derive(Debug)]
+pub struct Tally {
+    tag: &'static str,
+    /// Events looked at so far, and how many of them had the tag.
+    seen: std::cell::Cell<(usize, usize)>,
+}
+
+impl Tally {
+    /// Counts events tagged `tag`.
+    pub fn of(tag: &'static str) -> Tally {
+        Tally { tag, seen: std::cell::Cell::new((0, 0)) }
+    }
+
+    /// How many of `events` (the same list, grown since the last call) have the tag.
+    pub fn count(&self, events: &[Event]) -> usize {
+        let (looked_at, count) = self.seen.get();
+        let count = count + events[looked_at..].iter().filter(|e| e.tag == self.tag).count();
+        self.seen.set((events.len(), count));
+        count
+    }
+}
+
+/// Crash tests: a destination that accepts every record after a delay and
+/// prints `@@DELIVERED seq` (slow, so a replay is still running at the kill).
+#[derive(Debug)]
+pub struct SlowPrintingDest(pub Duration);
+
+impl Destination for SlowPrintingDest {
+    fn deliver(&self, record: &QueuedRecord) -> Result<(), DeliveryError> {
+        std::thread::sleep(self.0);
+        say("DELIVERED", &[&record.seq]);
+        Ok(())
+    }
+}
+
 /// The name of a child entry fn as the test harness knows it: `path` is
 /// `module_path!()` of its module (crate name dropped) plus `::name`.
 pub fn child_test_name(module_path: &str, name: &str) -> String {

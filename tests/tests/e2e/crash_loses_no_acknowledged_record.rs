@@ -13,20 +13,15 @@
 //! time. Long mode: `PAUSELOG_CRASH_ROUNDS=50 cargo test -p pauselog-tests
 //! --test e2e crash_` kills each scenario 50 times.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pauselog::{
-    DeliveryError, Destination, Engine, KeyOrdering, MapConfig, MapState, PauseReason, PauseRule, QueuedRecord, Record,
-    ResumeMode, Submitted,
-};
+use pauselog::{Engine, KeyOrdering, MapConfig, MapState, PauseReason, PauseRule, Record, ResumeMode, Submitted};
 use pauselog_tests::*;
 
 const MAP: &str = "crash";
-/// Distinct integration keys per writer: keys repeat, so per-key order matters.
-const KEYS_PER_WRITER: u64 = 7;
 
 fn child_name() -> String {
     child_test_name(module_path!(), "crash_child")
@@ -45,19 +40,10 @@ fn crash_child() {
     }
 }
 
-/// A record whose key and payload the parent can recompute from the ACK line.
-fn child_record(writer: u64, n: u64) -> Record {
-    Record::new(format!("W{writer}|K{}", n % KEYS_PER_WRITER), pauselog::Op::Update, format!("w{writer}-n{n}"))
-}
-
-fn ack(seq: u64, record: &Record) {
-    say("ACK", &[&seq, &record.key, &String::from_utf8_lossy(&record.payload)]);
-}
-
 fn submit_and_ack(map: &pauselog::TableMap, record: Record) -> u64 {
     match map.submit(record.clone()).expect("submit") {
         Submitted::Queued { seq } => {
-            ack(seq, &record);
+            say_ack(seq, &record);
             seq
         }
         Submitted::Live => panic!("expected the record to be queued"),
@@ -78,25 +64,16 @@ fn child_paused_writers(dir: &Path) {
             let map = map.clone();
             scope.spawn(move || {
                 for n in 0..CHILD_SUBMITS_MAX {
-                    submit_and_ack(&map, child_record(writer, n));
+                    submit_and_ack(&map, crash_record(writer, n));
                 }
             });
         }
     });
 }
 
-/// Accepts every record slowly and says which it took.
-#[derive(Debug)]
-struct SlowPrintingDest;
-
-impl Destination for SlowPrintingDest {
-    fn deliver(&self, record: &QueuedRecord) -> Result<(), DeliveryError> {
-        // Slow on purpose: the replay must still be running when the kill comes.
-        std::thread::sleep(Duration::from_millis(5));
-        say("DELIVERED", &[&record.seq]);
-        Ok(())
-    }
-}
+/// How long the catching-up child's destination takes per record: the
+/// replay must still be running when the kill comes.
+const DELIVERY_DELAY: Duration = Duration::from_millis(5);
 
 const CATCH_UP_BACKLOG: u64 = 200;
 /// Replay batch of the catching-up child: several rounds of distinct keys.
@@ -105,17 +82,17 @@ const CATCH_UP_BATCH_RECORDS: usize = 20;
 fn child_catching_up(dir: &Path) {
     let engine = engine(dir, &clock());
     let config = MapConfig { replay_batch_records: CATCH_UP_BATCH_RECORDS, ..MapConfig::default() };
-    let map = engine.table_map(MAP, config, Arc::new(SlowPrintingDest)).unwrap();
+    let map = engine.table_map(MAP, config, Arc::new(SlowPrintingDest(DELIVERY_DELAY))).unwrap();
     map.pause().unwrap();
     for n in 0..CATCH_UP_BACKLOG {
-        submit_and_ack(&map, child_record(0, n));
+        submit_and_ack(&map, crash_record(0, n));
     }
     map.resume(ResumeMode::CatchUp).unwrap();
     say("RESUMED", &[]);
     for n in CATCH_UP_BACKLOG..CHILD_SUBMITS_MAX {
-        let record = child_record(0, n);
+        let record = crash_record(0, n);
         match map.submit(record.clone()).unwrap() {
-            Submitted::Queued { seq } => ack(seq, &record),
+            Submitted::Queued { seq } => say_ack(seq, &record),
             Submitted::Live => say("LIVE", &[&record.key]),
         }
     }
@@ -142,7 +119,7 @@ fn child_skip_preserve(dir: &Path) {
         map.pause().unwrap();
         let mut last = 0;
         for _ in 0..RECORDS_PER_SKIP {
-            last = submit_and_ack(&map, child_record(0, n));
+            last = submit_and_ack(&map, crash_record(0, n));
             n += 1;
         }
         if round % 2 == 0 {
@@ -171,7 +148,7 @@ fn child_rule_trips(dir: &Path) {
     let mut n = 0;
     let mut next = move || {
         n += 1;
-        child_record(0, n)
+        crash_record(0, n)
     };
     for _ in 0..CHILD_SUBMITS_MAX {
         dest.set_unavailable(false);
@@ -184,7 +161,7 @@ fn child_rule_trips(dir: &Path) {
         }
         let record = next();
         let Submitted::Queued { seq } = map.submit(record.clone()).unwrap() else { panic!("the rule trips") };
-        ack(seq, &record);
+        say_ack(seq, &record);
         say("TRIPPED", &[&seq]);
         for _ in 0..20 {
             submit_and_ack(&map, next());
@@ -194,22 +171,8 @@ fn child_rule_trips(dir: &Path) {
     }
 }
 
-/// Acknowledged records by seq, checked for no seq acknowledged twice.
-fn acked(events: &[Event]) -> BTreeMap<u64, (String, String)> {
-    let mut acked = BTreeMap::new();
-    for event in events.iter().filter(|e| e.tag == "ACK") {
-        let previous = acked.insert(event.num(0), (event.fields[1].clone(), event.fields[2].clone()));
-        assert!(previous.is_none(), "seq {} acknowledged twice", event.num(0));
-    }
-    acked
-}
-
 fn acks_at_least(count: usize) -> impl Fn(&[Event]) -> bool {
     move |events| events.iter().filter(|e| e.tag == "ACK").count() >= count
-}
-
-fn key_payload(record: &QueuedRecord) -> (String, String) {
-    (record.key.clone(), String::from_utf8_lossy(&record.payload).into_owned())
 }
 
 fn reopen(dir: &Path, dest: &Arc<TestDest>, config: MapConfig) -> (Engine, pauselog::TableMap) {
@@ -229,7 +192,7 @@ fn paused_map_with_concurrent_writers_keeps_every_acknowledged_record() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let events = run_and_kill(&child_name(), "paused_writers", &dir, acks_at_least(kill_after(round)));
-        let acked = acked(&events);
+        let acked = acked_records(&events);
 
         let (engine, map) = reopen(&dir, &TestDest::new(), MapConfig::default());
         assert!(
@@ -273,7 +236,7 @@ fn catching_up_map_finishes_after_a_crash_delivering_every_acknowledged_record_i
             (acks_at_least(threshold)(events) && delivered) || events.iter().any(|e| e.tag == "LIVE")
         };
         let events = run_and_kill(&child_name(), "catching_up", &dir, enough);
-        let acked = acked(&events);
+        let acked = acked_records(&events);
         assert!(events.iter().any(|e| e.tag == "RESUMED"), "round {round}: the child resumed");
         let delivered_before: BTreeSet<u64> =
             events.iter().filter(|e| e.tag == "DELIVERED").map(|e| e.num(0)).collect();
@@ -315,7 +278,7 @@ fn crash_around_skip_to_live_preserve_keeps_every_record_queued_or_in_the_errors
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let events = run_and_kill(&child_name(), "skip_preserve", &dir, acks_at_least(kill_after(round)));
-        let acked = acked(&events);
+        let acked = acked_records(&events);
         let preserved_through =
             events.iter().filter(|e| e.tag == "PRESERVED_THROUGH").map(|e| e.num(0)).max().unwrap_or(0);
 
@@ -348,7 +311,7 @@ fn record_that_trips_the_unavailable_rule_survives_a_crash() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let events = run_and_kill(&child_name(), "rule_trips", &dir, acks_at_least(kill_after(round) / 2));
-        let acked = acked(&events);
+        let acked = acked_records(&events);
         let tripped: Vec<u64> = events.iter().filter(|e| e.tag == "TRIPPED").map(|e| e.num(0)).collect();
         assert!(!tripped.is_empty(), "round {round}: the rule tripped");
         let preserved_through =
