@@ -109,6 +109,9 @@
 //!   that fails (length, CRC or seq) and cuts the file there (then
 //!   re-extends it with zeros). None of the lost frames was acknowledged under
 //!   `SyncPolicy::Always`, because acknowledgement follows the fdatasync.
+//!   Under `SyncPolicy::Interval` acknowledgement follows the `pwrite`: a
+//!   crash of the process alone (the kernel's page cache survives it) loses
+//!   no acknowledged frame either; a power loss may.
 //!
 //!   A torn write can leave garbage only inside the writes issued since the
 //!   last completed fdatasync: the writer puts frames into the file only by

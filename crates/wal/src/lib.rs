@@ -64,9 +64,12 @@ pub enum SyncPolicy {
     /// share one fsync (group commit). Survives a process crash and a power loss.
     #[default]
     Always,
-    /// An append that finds the last sync older than the interval syncs (group
+    /// An append is written to the OS (`pwrite`) before it returns;
+    /// concurrent appenders share that write as they share fsyncs. An append
+    /// that finds the last sync older than the interval also syncs (group
     /// commit as above); [`Wal::sync`] and close sync too. Survives a process
-    /// crash; a power loss may lose up to the interval's worth of appends.
+    /// crash; a power loss may lose the appends since the last sync, at most
+    /// an interval's worth while appends keep coming.
     Interval(Duration),
     /// No fsync except on rotation, [`Wal::sync`] and close. Appends are
     /// buffered in memory (1 MiB): a process crash may lose the buffer, a power

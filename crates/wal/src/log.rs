@@ -278,17 +278,27 @@ impl Wal {
         Ok(first_seq..=state.next_seq - 1)
     }
 
-    /// Applies the sync policy to everything appended up to `seq`.
+    /// Applies the sync policy to everything appended up to `seq`: under
+    /// `Always` it is durable when this returns; under `Interval` it is
+    /// written to the OS (and durable if the interval was due); under
+    /// `Never` nothing happens.
     pub fn commit(&self, seq: u64) -> Result<()> {
         match self.inner.options.sync {
             SyncPolicy::Always => self.sync_through(seq),
             SyncPolicy::Interval(interval) => {
-                let due = self.inner.lock_state().last_sync.elapsed() >= interval;
-                if due {
-                    self.sync_through(seq)
-                } else {
-                    Ok(())
+                let mut state = self.inner.lock_state();
+                if state.last_sync.elapsed() >= interval {
+                    drop(state);
+                    return self.sync_through(seq);
                 }
+                // Not due: hand the frames to the OS so that they survive a
+                // crash of this process. The first committer to get here
+                // writes every buffered frame, its own and those of the
+                // committers behind it, which then find theirs written.
+                if state.flushed_seq < seq {
+                    self.inner.flush_locked(&mut state)?;
+                }
+                Ok(())
             }
             SyncPolicy::Never => Ok(()),
         }

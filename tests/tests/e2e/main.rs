@@ -13,6 +13,7 @@ mod crash_loses_no_acknowledged_record;
 mod delivery_is_at_least_once_in_order;
 mod fsync_failure_poisons_the_map;
 mod index_store_is_derived;
+mod interval_crash_loses_no_acknowledged_record;
 mod lanes_deliver_each_key_in_order;
 mod live_sync_delivers_at_once;
 mod pass_through_during_catch_up;

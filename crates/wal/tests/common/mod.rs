@@ -1,6 +1,8 @@
 //! Helpers shared by the wal integration tests, so an API change touches one place.
 #![allow(dead_code)]
 
+pub mod faulty;
+
 use std::path::{Path, PathBuf};
 
 use pauselog_wal::{Wal, WalOptions};
