@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use pauselog::{
-    DeliveryError, Destination, Engine, ManualClock, MapConfig, MapState, Op, QueuedRecord, Record, SyncPolicy,
-    TableMap,
+    DeliveryError, Destination, Engine, ManualClock, MapConfig, MapState, Op, QueuedRecord, Record, Submitted,
+    SyncPolicy, TableMap,
 };
 
 /// A generous real-time bound for waits on background work.
@@ -380,6 +380,47 @@ pub fn crash_record(writer: u64, n: u64) -> Record {
 /// In a crash child: prints `@@ACK seq key payload` for an acknowledged record.
 pub fn say_ack(seq: u64, record: &Record) {
     say("ACK", &[&seq, &record.key, &String::from_utf8_lossy(&record.payload)]);
+}
+
+/// In a crash child: submits `record` and prints `@@ACK seq key payload` if
+/// it was queued, `@@LIVE key` if it went live.
+pub fn submit_and_say(map: &TableMap, record: Record) -> Submitted {
+    let submitted = map.submit(record.clone()).expect("submit");
+    match submitted {
+        Submitted::Queued { seq } => say_ack(seq, &record),
+        Submitted::Live => say("LIVE", &[&record.key]),
+    }
+    submitted
+}
+
+/// In a crash child: one thread per writer in `writers` submits
+/// `crash_record(writer, n)` for `n` in `0..records_per_writer` with
+/// [`submit_and_say`]; returns when all are done (a crash child is killed
+/// long before).
+pub fn submit_from_threads(map: &TableMap, writers: std::ops::Range<u64>, records_per_writer: u64) {
+    std::thread::scope(|scope| {
+        for writer in writers {
+            let map = map.clone();
+            scope.spawn(move || {
+                for n in 0..records_per_writer {
+                    submit_and_say(&map, crash_record(writer, n));
+                }
+            });
+        }
+    });
+}
+
+/// In a crash child: pauses `map`, queues `backlog` records of writer 0,
+/// resumes with catch-up (printing `@@RESUMED`), and keeps the writers in
+/// `writers` submitting while the replay runs.
+pub fn catch_up_under_writers(map: &TableMap, backlog: u64, writers: std::ops::Range<u64>, records_per_writer: u64) {
+    map.pause().expect("pause");
+    for n in 0..backlog {
+        submit_and_say(map, crash_record(0, n));
+    }
+    map.resume(pauselog::ResumeMode::CatchUp).expect("resume");
+    say("RESUMED", &[]);
+    submit_from_threads(map, writers, records_per_writer);
 }
 
 /// The records a crash child acknowledged (`ACK` events), by seq, as (key,

@@ -59,16 +59,7 @@ fn child_paused_writers(dir: &Path) {
     let map = open_map(&engine, MAP, MapConfig::default(), &TestDest::new());
     map.pause().unwrap();
     say("PAUSED", &[]);
-    std::thread::scope(|scope| {
-        for writer in 0..4 {
-            let map = map.clone();
-            scope.spawn(move || {
-                for n in 0..CHILD_SUBMITS_MAX {
-                    submit_and_ack(&map, crash_record(writer, n));
-                }
-            });
-        }
-    });
+    submit_from_threads(&map, 0..4, CHILD_SUBMITS_MAX);
 }
 
 /// How long the catching-up child's destination takes per record: the
@@ -83,19 +74,8 @@ fn child_catching_up(dir: &Path) {
     let engine = engine(dir, &clock());
     let config = MapConfig { replay_batch_records: CATCH_UP_BATCH_RECORDS, ..MapConfig::default() };
     let map = engine.table_map(MAP, config, Arc::new(SlowPrintingDest(DELIVERY_DELAY))).unwrap();
-    map.pause().unwrap();
-    for n in 0..CATCH_UP_BACKLOG {
-        submit_and_ack(&map, crash_record(0, n));
-    }
-    map.resume(ResumeMode::CatchUp).unwrap();
-    say("RESUMED", &[]);
-    for n in CATCH_UP_BACKLOG..CHILD_SUBMITS_MAX {
-        let record = crash_record(0, n);
-        match map.submit(record.clone()).unwrap() {
-            Submitted::Queued { seq } => say_ack(seq, &record),
-            Submitted::Live => say("LIVE", &[&record.key]),
-        }
-    }
+    // One writer keeps submitting while the replay runs.
+    catch_up_under_writers(&map, CATCH_UP_BACKLOG, 1..2, CHILD_SUBMITS_MAX);
 }
 
 const RECORDS_PER_SKIP: u64 = 15;

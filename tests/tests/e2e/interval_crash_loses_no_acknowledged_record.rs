@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pauselog::{Engine, MapConfig, Record, ResumeMode, Submitted, SyncPolicy, TableMap};
+use pauselog::{Engine, MapConfig, SyncPolicy};
 use pauselog_tests::*;
 
 const MAP: &str = "interval";
@@ -46,26 +46,10 @@ fn interval_crash_child() {
     }
 }
 
-fn submit_and_ack(map: &TableMap, record: Record) {
-    match map.submit(record.clone()).expect("submit") {
-        Submitted::Queued { seq } => say_ack(seq, &record),
-        Submitted::Live => say("LIVE", &[&record.key]),
-    }
-}
-
 fn child_paused_writers(engine: &Engine) {
     let map = open_map(engine, MAP, MapConfig::default(), &TestDest::new());
     map.pause().expect("pause");
-    std::thread::scope(|scope| {
-        for writer in 0..WRITER_COUNT {
-            let map = map.clone();
-            scope.spawn(move || {
-                for n in 0..CHILD_SUBMITS_MAX {
-                    submit_and_ack(&map, crash_record(writer, n));
-                }
-            });
-        }
-    });
+    submit_from_threads(&map, 0..WRITER_COUNT, CHILD_SUBMITS_MAX);
 }
 
 /// How long the catching-up child's destination takes per record: the
@@ -80,23 +64,8 @@ const CATCH_UP_BATCH_RECORDS: usize = 20;
 fn child_catching_up(engine: &Engine) {
     let config = MapConfig { replay_batch_records: CATCH_UP_BATCH_RECORDS, ..MapConfig::default() };
     let map = engine.table_map(MAP, config, Arc::new(SlowPrintingDest(DELIVERY_DELAY))).expect("map opens");
-    map.pause().expect("pause");
-    for n in 0..CATCH_UP_BACKLOG {
-        submit_and_ack(&map, crash_record(0, n));
-    }
-    map.resume(ResumeMode::CatchUp).expect("resume");
-    say("RESUMED", &[]);
-    std::thread::scope(|scope| {
-        for writer in 0..2 {
-            let map = map.clone();
-            scope.spawn(move || {
-                let first = if writer == 0 { CATCH_UP_BACKLOG } else { 0 };
-                for n in first..CHILD_SUBMITS_MAX {
-                    submit_and_ack(&map, crash_record(writer, n));
-                }
-            });
-        }
-    });
+    // Two writers keep submitting while the replay runs.
+    catch_up_under_writers(&map, CATCH_UP_BACKLOG, 1..3, CHILD_SUBMITS_MAX);
 }
 
 /// Acks before the kill, different each round: several write buffers' worth
