@@ -1,17 +1,46 @@
 //! Read-only inspection of a data directory, also while an engine holds it:
 //! no lock is taken, nothing is repaired or written. Used by the CLI's
 //! `status`, `queued`, `errors` and `verify`.
+//!
+//! ```no_run
+//! let reports = pauselog::inspect("data".as_ref())?;
+//! for report in &reports {
+//!     println!("{}: {} queued, {} bytes", report.name, report.queued_records, report.queued_bytes);
+//! }
+//! # Ok::<(), pauselog::Error>(())
+//! ```
+//!
+//! An engine may append, drain and delete segments while these run; the
+//! wal's read-only open copes with that (a segment deleted meanwhile was
+//! drained, the active segment's last frame may be half written). Each
+//! map's meta log is read before its data log, so the data log as read
+//! holds the records the meta log's head has passed.
+//!
+//! What it costs: opening a map reads the sidecars of its sealed segments
+//! and decodes its active segment, like an engine's open. `status` and
+//! unfiltered pages then take their counts and bytes from the logs' indexes
+//! (per seq range, nothing decoded) and read only the records they show. A
+//! page filtered by key reads every record of its list (the queue, or the
+//! catch-up errors), because the key postings live in the engine's memory
+//! and in its index store, which the engine holds locked. `verify` reads
+//! everything.
 
+mod verify;
+
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::SystemTime;
 
-use pauselog_index::KeyIndex;
+use pauselog_index::{Cursor, KeyIndex, SeqPage};
 use pauselog_wal::{Wal, WalOptions};
 
+use crate::codec;
 use crate::map::{page_limit, validate_key};
 use crate::meta::StoredState;
 use crate::open::{read_durable, rebuild_indexes, Durable};
 use crate::{views, CatchupError, Error, Limit, MapState, Page, Query, QueuedRecord, Result};
+
+pub use verify::{verify, VerifyReport};
 
 /// What one table map holds, as read from its logs.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,17 +75,6 @@ pub struct MapInspector {
     name: String,
     data: Wal,
     durable: Durable,
-    queue: KeyIndex,
-    errors: KeyIndex,
-}
-
-/// What `verify` checked and found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Per map: name, frames checked, bytes checked.
-    pub maps: Vec<(String, u64, u64)>,
-    /// Every problem found, with file and offset where known.
-    pub problems: Vec<String>,
 }
 
 fn open_read_only(dir: &Path, map: &str, log: &str) -> Result<Wal> {
@@ -69,145 +87,142 @@ fn open_read_only(dir: &Path, map: &str, log: &str) -> Result<Wal> {
 
 /// Reports on every map in `dir`.
 pub fn inspect(dir: &Path) -> Result<Vec<MapReport>> {
-    crate::list_map_names(dir)?.iter().map(|name| Ok(inspect_map(dir, name)?.report())).collect()
+    crate::list_map_names(dir)?.iter().map(|name| inspect_map(dir, name)?.report()).collect()
 }
 
-/// Opens one map of `dir` read-only (scans its data log).
+/// Opens one map of `dir` read-only: its meta log, then its data log.
 pub fn inspect_map(dir: &Path, map: &str) -> Result<MapInspector> {
     crate::map::validate_name(map)?;
-    let data = open_read_only(dir, map, "data")?;
     let meta = open_read_only(dir, map, "meta")?;
     let durable = read_durable(map, &meta)?;
-    let (queue, errors) = rebuild_indexes(map, &data, &durable)?;
-    Ok(MapInspector { name: map.to_owned(), data, durable, queue, errors })
+    let data = open_read_only(dir, map, "data")?;
+    Ok(MapInspector { name: map.to_owned(), data, durable })
 }
 
 impl MapInspector {
-    /// The map's figures.
-    pub fn report(&self) -> MapReport {
-        let tail = self.data.next_seq() - 1;
-        let head = self.durable.head;
+    /// The last seq of the data log (0 if none).
+    fn tail(&self) -> u64 {
+        self.data.next_seq() - 1
+    }
+
+    /// The queue's seqs: head to tail (empty when head is past the tail).
+    fn queue_range(&self) -> Option<RangeInclusive<u64>> {
+        (self.durable.head <= self.tail()).then(|| self.durable.head..=self.tail())
+    }
+
+    /// The seq ranges of the catch-up errors: the error runs, below head.
+    fn error_ranges(&self) -> Vec<RangeInclusive<u64>> {
+        let below_head = self.durable.head.saturating_sub(1);
+        self.durable
+            .errors
+            .runs()
+            .filter(|run| run.lo <= below_head)
+            .map(|run| run.lo..=run.hi.min(below_head))
+            .collect()
+    }
+
+    /// Up to `limit` seqs of live records in `ranges` (ascending,
+    /// disjoint), from the data log's index. Seq markers are left out: a
+    /// live frame of a marker's size holds one, since every record is
+    /// larger (`codec`). The engine releases a marker as soon as it appends
+    /// it (or at its next open, after a crash), so one is live only for
+    /// that moment; the counts (`Wal::range_records`) include it then.
+    fn live_records(&self, ranges: &[RangeInclusive<u64>], limit: usize) -> Vec<u64> {
+        let marker_bytes = pauselog_wal::frame_bytes(codec::MARKER_BODY.len());
+        let mut seqs = Vec::new();
+        for range in ranges {
+            let mut from = *range.start();
+            while seqs.len() < limit && from <= *range.end() {
+                let found = self.data.live_seqs(from..=*range.end(), limit - seqs.len());
+                let Some(&last) = found.last() else { break };
+                seqs.extend(found.into_iter().filter(|&seq| self.data.record_bytes(seq) != Some(marker_bytes)));
+                from = last + 1;
+            }
+        }
+        seqs
+    }
+
+    /// The map's figures, from the logs' indexes: nothing is decoded but
+    /// the oldest queued record.
+    pub fn report(&self) -> Result<MapReport> {
+        let queue = self.queue_range();
+        let queued_records = queue.clone().map_or(0, |range| self.data.range_records(range));
         let state = match self.durable.state {
             StoredState::Running => MapState::Running,
             StoredState::Paused { since_nanos, reason } => {
                 MapState::Paused { since: crate::clock::from_nanos(since_nanos), reason, blocked: self.durable.blocked }
             }
-            StoredState::CatchingUp => MapState::CatchingUp { replayed: 0, remaining: self.queue.len() },
+            StoredState::CatchingUp => MapState::CatchingUp { replayed: 0, remaining: queued_records },
         };
-        let oldest_queued_at = self
-            .queue
-            .first_seq()
-            .and_then(|seq| views::read_record(&self.data, seq).ok().flatten())
-            .map(|record| record.queued_at);
-        MapReport {
+        let oldest = queue.clone().and_then(|range| self.live_records(&[range], 1).pop());
+        let oldest_queued_at = match oldest {
+            Some(seq) => views::read_record(&self.data, seq)?.map(|record| record.queued_at),
+            None => None,
+        };
+        let errors = self.error_ranges();
+        Ok(MapReport {
             name: self.name.clone(),
             state,
             blocked: self.durable.blocked,
-            head,
-            tail,
-            queued_records: self.queue.len(),
-            queued_bytes: if head <= tail { self.data.range_bytes(head..=tail) } else { 0 },
-            error_records: self.errors.len(),
-            error_bytes: self
-                .errors
-                .seqs_in(0..=u64::MAX, usize::MAX)
-                .iter()
-                .filter_map(|&s| self.data.record_bytes(s))
-                .sum(),
+            head: self.durable.head,
+            tail: self.tail(),
+            queued_records,
+            queued_bytes: queue.map_or(0, |range| self.data.range_bytes(range)),
+            error_records: errors.iter().map(|range| self.data.range_records(range.clone())).sum(),
+            error_bytes: errors.iter().map(|range| self.data.range_bytes(range.clone())).sum(),
             oldest_queued_at,
             data_segments: self.data.stats().segment_count,
-        }
+        })
     }
 
     /// A page of queued records (same query shape as `TableMap::queued`).
+    /// Filtered by key, it reads every queued record.
     pub fn queued(&self, query: &Query) -> Result<Page<QueuedRecord>> {
-        let limit = page_limit(query)?;
-        if let Some(key) = &query.key {
-            validate_key(key)?;
-        }
-        let page = self.queue.page(query.key.as_deref(), query.after.as_deref(), limit).map_err(Error::from_index)?;
+        let ranges: Vec<RangeInclusive<u64>> = self.queue_range().into_iter().collect();
+        let page = self.page(query, &ranges, |(queue, _)| queue)?;
         let items = views::read_records(&self.data, &page.seqs)?;
         Ok(Page { items, next: page.next, total: page.total })
     }
 
-    /// A page of catch-up errors.
+    /// A page of catch-up errors. Filtered by key, it reads every error record.
     pub fn catchup_errors(&self, query: &Query) -> Result<Page<CatchupError>> {
-        let limit = page_limit(query)?;
-        if let Some(key) = &query.key {
-            validate_key(key)?;
-        }
-        let page = self.errors.page(query.key.as_deref(), query.after.as_deref(), limit).map_err(Error::from_index)?;
+        let page = self.page(query, &self.error_ranges(), |(_, errors)| errors)?;
         let runs = views::runs_of(&self.durable.errors, &page.seqs);
         let items = views::read_errors(&self.data, &page.seqs, runs)?;
         Ok(Page { items, next: page.next, total: page.total })
     }
-}
 
-/// Checks every frame's CRC in every map's logs (released frames included),
-/// that each log's byte accounting equals the sum of its live frames, and
-/// that the meta log does not point past the data log (R19).
-pub fn verify(dir: &Path) -> Result<VerifyReport> {
-    let mut report = VerifyReport::default();
-    for name in crate::list_map_names(dir)? {
-        let (mut frames, mut bytes) = (0u64, 0u64);
-        let mut logs = Vec::new();
-        for log in ["data", "meta"] {
-            match open_read_only(dir, &name, log).and_then(|wal| check_log(&name, log, &wal).map(|c| (wal, c))) {
-                Ok((wal, (log_frames, log_bytes, problems))) => {
-                    frames += log_frames;
-                    bytes += log_bytes;
-                    report.problems.extend(problems);
-                    logs.push(wal);
-                }
-                Err(error) => report.problems.push(format!("{name}/{log}: {error}")),
-            }
+    /// One page of the live records in `ranges` (ascending, disjoint), with
+    /// the cursors `TableMap`'s pages use. Filtered by key, the page comes
+    /// from the key indexes rebuilt from the data log (`list` picks the
+    /// queue's or the errors').
+    fn page(
+        &self,
+        query: &Query,
+        ranges: &[RangeInclusive<u64>],
+        list: impl FnOnce((KeyIndex, KeyIndex)) -> KeyIndex,
+    ) -> Result<SeqPage> {
+        let limit = page_limit(query)?;
+        if let Some(key) = &query.key {
+            validate_key(key)?;
+            let index = list(rebuild_indexes(&self.name, &self.data, &self.durable)?);
+            return index.page(Some(key), query.after.as_deref(), limit).map_err(Error::from_index);
         }
-        if let [data, meta] = &logs[..] {
-            match read_durable(&name, meta) {
-                Ok(durable) if durable.head > data.next_seq() => report.problems.push(format!(
-                    "{name}: the meta log says records up to seq {} left the queue, but the data log ends at seq {}: acknowledged records are missing",
-                    durable.head - 1,
-                    data.next_seq() - 1
-                )),
-                Ok(_) => {}
-                Err(error) => report.problems.push(format!("{name}/meta: {error}")),
-            }
-        }
-        report.maps.push((name, frames, bytes));
+        let after = match &query.after {
+            Some(text) => Cursor::decode(text, None).map_err(Error::from_index)?.last_seq(),
+            None => 0,
+        };
+        let from = after.saturating_add(1);
+        let clipped: Vec<RangeInclusive<u64>> = ranges
+            .iter()
+            .filter(|range| *range.end() >= from)
+            .map(|range| (*range.start()).max(from)..=*range.end())
+            .collect();
+        let mut seqs = self.live_records(&clipped, limit + 1);
+        let more = seqs.len() > limit;
+        seqs.truncate(limit);
+        let next = seqs.last().filter(|_| more).map(|&last| Cursor::new(last, None).encode());
+        let total = ranges.iter().map(|range| self.data.range_records(range.clone())).sum();
+        Ok(SeqPage { seqs, next, total })
     }
-    Ok(report)
-}
-
-/// CRC-checks every frame of one log and compares its accounting with the
-/// live frames; returns frames checked, live bytes read, and the problems.
-fn check_log(name: &str, log: &str, wal: &Wal) -> Result<(u64, u64, Vec<String>)> {
-    let mut problems = Vec::new();
-    let frames = match wal.verify() {
-        Ok(frames) => frames,
-        Err(error) => {
-            problems.push(format!("{name}/{log}: {error}"));
-            return Ok((0, 0, problems));
-        }
-    };
-    let (mut live_records, mut live_bytes) = (0u64, 0u64);
-    for entry in wal.reader(1) {
-        match entry {
-            Ok(entry) => {
-                live_records += 1;
-                live_bytes += entry.frame_bytes();
-            }
-            Err(error) => {
-                problems.push(format!("{name}/{log}: {error}"));
-                return Ok((frames, live_bytes, problems));
-            }
-        }
-    }
-    let stats = wal.stats();
-    if stats.live_bytes != live_bytes || stats.live_records != live_records {
-        problems.push(format!(
-            "{name}/{log}: accounting says {} records / {} bytes, the live frames add up to {live_records} / {live_bytes}",
-            stats.live_records, stats.live_bytes
-        ));
-    }
-    Ok((frames, live_bytes, problems))
 }

@@ -87,6 +87,20 @@
 //! temporary file, fsync, rename and directory fsync. A lost entry only makes
 //! released records live again (at-least-once), never the reverse.
 //!
+//! ## Reading a log another process writes
+//!
+//! A read-only open takes no lock and repairs nothing, so it may read a
+//! directory an engine is changing. A segment deleted between the listing
+//! and its open was fully released (L2). The active segment is read with
+//! `read_at`, never mapped: sealing cuts its preallocated zeros, and
+//! reading a mapping past a file's new end is a SIGBUS. Its last frame may
+//! be half written: that ends the log as a torn tail would, and damage
+//! followed by valid frames beyond the torn-write window is reported only
+//! if a second and third read still find it (a write may land while the
+//! file is read). Sealed segments are mapped: nothing shortens them.
+//! [`crate::audit`] reads a directory the same way, without mapping
+//! anything, and recomputes the accounting from the bytes alone.
+//!
 //! ## Assumptions about the media
 //!
 //! 1. `fsync`/`fdatasync` returning Ok means the synced bytes survive power loss.

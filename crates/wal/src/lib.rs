@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod ahead;
+mod audit;
 mod epoch;
 pub mod format;
 mod frame;
@@ -46,6 +47,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use audit::{audit, audit_with_storage, Audit};
 pub use frame::{frame_bytes, FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES};
 pub use latency::{SyncLatency, SYNC_LATENCY_BOUNDS_US};
 pub use log::{Wal, WalStats};
@@ -212,6 +214,31 @@ pub enum Error {
     /// Bad options.
     #[error("invalid log options: {0}")]
     InvalidOptions(String),
+}
+
+/// Damage found in a log file: the file, the byte offset of the first
+/// damaged frame, header or entry, and what is wrong. [`Error::Corrupt`]
+/// carries the same three.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The damaged file.
+    pub path: PathBuf,
+    /// Byte offset of the damage in the file.
+    pub offset: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at offset {}: {}", self.path.display(), self.offset, self.reason)
+    }
+}
+
+impl From<Damage> for Error {
+    fn from(damage: Damage) -> Self {
+        Error::Corrupt { path: damage.path, offset: damage.offset, reason: damage.reason }
+    }
 }
 
 pub(crate) fn io_error(path: &Path, source: io::Error) -> Error {

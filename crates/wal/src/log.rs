@@ -525,55 +525,56 @@ impl Wal {
 
     /// Encoded bytes of the live records in `seqs`.
     pub fn range_bytes(&self, seqs: RangeInclusive<u64>) -> u64 {
-        let state = self.inner.lock_state();
-        let mut bytes = 0;
-        for segment in &state.segments {
-            let Some((from, to)) = segment.local_range(*seqs.start(), *seqs.end()) else { continue };
-            if from == 0 && to == segment.offsets.len() {
-                bytes += segment.live_bytes;
-            } else {
-                bytes += (from..to).filter(|&i| !segment.is_released(i)).map(|i| segment.frame_bytes(i)).sum::<u64>();
-            }
-        }
-        bytes
+        self.sum_live(seqs, |segment| segment.live_bytes, Segment::frame_bytes)
     }
 
-    /// Live records in `seqs`.
+    /// Live records in `seqs`, counted from the log's index (nothing is
+    /// read from the files).
     pub fn range_records(&self, seqs: RangeInclusive<u64>) -> u64 {
+        self.sum_live(seqs, |segment| segment.record_count() - segment.released_count, |_, _| 1)
+    }
+
+    /// Sums `of_record` over the live records in `seqs`, taking `of_segment`
+    /// for a segment that lies wholly inside them.
+    fn sum_live(
+        &self,
+        seqs: RangeInclusive<u64>,
+        of_segment: impl Fn(&Segment) -> u64,
+        of_record: impl Fn(&Segment, usize) -> u64,
+    ) -> u64 {
         let state = self.inner.lock_state();
-        let mut records = 0;
+        let mut sum = 0;
         for segment in &state.segments {
             let Some((from, to)) = segment.local_range(*seqs.start(), *seqs.end()) else { continue };
             if from == 0 && to == segment.offsets.len() {
-                records += segment.record_count() - segment.released_count;
+                sum += of_segment(segment);
             } else {
-                records += (from..to).filter(|&i| !segment.is_released(i)).count() as u64;
+                sum += (from..to).filter(|&i| !segment.is_released(i)).map(|i| of_record(segment, i)).sum::<u64>();
             }
         }
-        records
+        sum
     }
 
-    /// Up to `limit` live seqs in `seqs`, ascending, under one acquisition
-    /// of the log's lock; fully released segments are skipped whole.
+    /// Up to `limit` live seqs in `seqs`, ascending, from the log's index
+    /// (nothing is read from the files) under one acquisition of the log's
+    /// lock; fully released segments are skipped whole.
     pub fn live_seqs(&self, seqs: RangeInclusive<u64>, limit: usize) -> Vec<u64> {
         let state = self.inner.lock_state();
-        let mut live = Vec::new();
-        for segment in &state.segments {
-            if live.len() >= limit || segment.first_seq > *seqs.end() {
-                break;
-            }
-            if segment.released_count == segment.record_count() {
+        let mut found = Vec::new();
+        let start = state.segments.partition_point(|s| s.end_seq() <= *seqs.start());
+        for segment in state.segments.range(start..) {
+            let Some((from, to)) = segment.local_range(*seqs.start(), *seqs.end()) else { break };
+            if segment.is_fully_released() {
                 continue;
             }
-            let Some((from, to)) = segment.local_range(*seqs.start(), *seqs.end()) else { continue };
             for index in (from..to).filter(|&i| !segment.is_released(i)) {
-                live.push(segment.first_seq + index as u64);
-                if live.len() >= limit {
-                    break;
+                if found.len() == limit {
+                    return found;
                 }
+                found.push(segment.first_seq + index as u64);
             }
         }
-        live
+        found
     }
 
     /// For each of `seqs` (ascending), whether it is a live record, under

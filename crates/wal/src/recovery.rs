@@ -54,53 +54,20 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
     let last_index = segment_paths.len().saturating_sub(1);
     for (index, (name_seq, path)) in segment_paths.into_iter().enumerate() {
         let is_last = index == last_index;
-        let opened = if read_only { storage.open_read_only(&path) } else { storage.open(&path, false) };
-        let file = opened.map_err(|e| io_error(&path, e))?;
-        let view = file.map().map_err(|e| io_error(&path, e))?;
-        let bytes = view.bytes();
-        let first_seq = match decode_header(bytes) {
-            Ok(seq) if seq == name_seq => seq,
-            Ok(seq) => {
-                return Err(corrupt(&path, 0, format!("header names seq {seq} but the file name says {name_seq}")));
+        let has_sidecar = sidecars.contains(&sidecar_path(dir, name_seq));
+        let found = SegmentFile { dir, path: &path, name_seq, is_last, has_sidecar };
+        match load_segment(&found, next_seq, storage, read_only)? {
+            Loaded::Segment(segment) => {
+                next_seq = Some(segment.end_seq());
+                segments.push_back(segment);
             }
-            Err(reason) => {
-                let body_is_zero = bytes.get(SEGMENT_HEADER_BYTES as usize..).is_none_or(is_all_zero);
-                if is_last && body_is_zero {
-                    // Crash case W3: the segment was being created; it holds nothing.
-                    tracing::warn!(path = %path.display(), reason, "removing a segment whose creation was torn");
-                    if !read_only {
-                        storage.remove(&path).map_err(|e| io_error(&path, e))?;
-                        storage.sync_dir(dir).map_err(|e| io_error(dir, e))?;
-                    }
-                    // Its name is where the log continues: every earlier seq
-                    // was assigned already (perhaps released and deleted).
-                    next_seq = Some(next_seq.map_or(name_seq, |seq| seq.max(name_seq)));
-                    continue;
-                }
-                return Err(corrupt(&path, 0, reason.to_owned()));
+            Loaded::TornCreation => {
+                // Its name is where the log continues: every earlier seq
+                // was assigned already (perhaps released and deleted).
+                next_seq = Some(next_seq.map_or(name_seq, |seq| seq.max(name_seq)));
             }
-        };
-        if let Some(expected) = next_seq {
-            if first_seq < expected {
-                return Err(corrupt(&path, 0, format!("segment starts at seq {first_seq}, overlapping the previous segment which ends before {expected}")));
-            }
+            Loaded::Vanished => {}
         }
-        let mut segment = Segment::new(first_seq, path.clone(), file.clone());
-        let sidecar = sidecar_path(dir, first_seq);
-        let has_sidecar = sidecars.contains(&sidecar);
-        if is_last {
-            if has_sidecar && !read_only {
-                // Crash case R2 (or a W3 removal below): the segment was
-                // sealed, but appends continue in it, so its sidecar is stale.
-                storage.remove(&sidecar).map_err(|e| io_error(&sidecar, e))?;
-            }
-            scan_segment(&mut segment, bytes, true, read_only)?;
-        } else if !(has_sidecar && load_sidecar(storage, &sidecar, &mut segment, bytes.len() as u64)) {
-            scan_segment(&mut segment, bytes, false, read_only)?;
-        }
-        segment.sealed = !is_last;
-        next_seq = Some(segment.end_seq());
-        segments.push_back(segment);
     }
     if let Some(last) = segments.back_mut() {
         // When a torn last segment was removed above (W3), the one before it
@@ -165,6 +132,138 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
         writeback_end: flushed_end,
         last_sync: Instant::now(),
     })
+}
+
+/// A segment file found by the directory listing.
+#[derive(Clone, Copy)]
+struct SegmentFile<'a> {
+    dir: &'a Path,
+    path: &'a Path,
+    /// The first seq its name gives.
+    name_seq: u64,
+    /// The last segment of the listing: the active one.
+    is_last: bool,
+    has_sidecar: bool,
+}
+
+/// What became of one segment file at open.
+enum Loaded {
+    Segment(Segment),
+    /// Crash case W3: a last segment whose creation was torn; it holds nothing.
+    TornCreation,
+    /// Gone since the listing: another process (the engine whose directory a
+    /// read-only open inspects) deleted it, which it does only once every
+    /// record in it was released.
+    Vanished,
+}
+
+/// Attempts at reading the active segment of a log another process may be
+/// writing, before damage in it is reported (see [`load_segment`]).
+const LIVE_READ_ATTEMPTS: u32 = 3;
+
+/// Opens, decodes and indexes one segment file.
+///
+/// A read-only open may inspect a directory that an engine is changing. It
+/// never maps the active segment: sealing shortens that file (to cut its
+/// preallocated zeros), and reading a mapping past a file's new end is a
+/// SIGBUS. It reads that segment with `read_at` instead, which only sees a
+/// shorter file. A frame of it that is being written is a torn tail, as
+/// after a crash; damage followed by valid frames further than a torn write
+/// reaches can also be a write that landed while the file was being read,
+/// so a read-only open reads it again and reports damage only if it stays.
+fn load_segment(
+    found: &SegmentFile<'_>,
+    next_seq: Option<u64>,
+    storage: &dyn Storage,
+    read_only: bool,
+) -> Result<Loaded> {
+    let path = found.path;
+    let opened = if read_only { storage.open_read_only(path) } else { storage.open(path, false) };
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if read_only && e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Vanished),
+        Err(e) => return Err(io_error(path, e)),
+    };
+    if !(read_only && found.is_last) {
+        let view = file.map().map_err(|e| io_error(path, e))?;
+        return load_segment_bytes(found, next_seq, file.clone(), view.bytes(), storage, read_only);
+    }
+    let mut attempt = 1;
+    loop {
+        let bytes = read_whole(file.as_ref()).map_err(|e| io_error(path, e))?;
+        match load_segment_bytes(found, next_seq, file.clone(), &bytes, storage, read_only) {
+            Err(Error::Corrupt { .. }) if attempt < LIVE_READ_ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            loaded => return loaded,
+        }
+    }
+}
+
+/// Every byte of a file, read with `read_at` (a file shortened meanwhile
+/// gives fewer bytes, never a fault).
+pub(crate) fn read_whole(file: &dyn crate::storage::StorageFile) -> std::io::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; file.len()? as usize];
+    let read = file.read_at(&mut bytes, 0)?;
+    bytes.truncate(read);
+    Ok(bytes)
+}
+
+/// [`load_segment`] on the segment's bytes.
+fn load_segment_bytes(
+    found: &SegmentFile<'_>,
+    next_seq: Option<u64>,
+    file: std::sync::Arc<dyn crate::storage::StorageFile>,
+    bytes: &[u8],
+    storage: &dyn Storage,
+    read_only: bool,
+) -> Result<Loaded> {
+    let (path, name_seq) = (found.path, found.name_seq);
+    let first_seq = match decode_header(bytes) {
+        Ok(seq) if seq == name_seq => seq,
+        Ok(seq) => {
+            return Err(corrupt(path, 0, format!("header names seq {seq} but the file name says {name_seq}")));
+        }
+        Err(reason) => {
+            let body_is_zero = bytes.get(SEGMENT_HEADER_BYTES as usize..).is_none_or(is_all_zero);
+            if found.is_last && body_is_zero {
+                // Crash case W3: the segment was being created; it holds nothing.
+                if !read_only {
+                    tracing::warn!(path = %path.display(), reason, "removing a segment whose creation was torn");
+                    storage.remove(path).map_err(|e| io_error(path, e))?;
+                    storage.sync_dir(found.dir).map_err(|e| io_error(found.dir, e))?;
+                }
+                return Ok(Loaded::TornCreation);
+            }
+            return Err(corrupt(path, 0, reason.to_owned()));
+        }
+    };
+    if let Some(expected) = next_seq {
+        if first_seq < expected {
+            return Err(corrupt(
+                path,
+                0,
+                format!(
+                    "segment starts at seq {first_seq}, overlapping the previous segment which ends before {expected}"
+                ),
+            ));
+        }
+    }
+    let mut segment = Segment::new(first_seq, path.to_path_buf(), file);
+    let sidecar = sidecar_path(found.dir, first_seq);
+    if found.is_last {
+        if found.has_sidecar && !read_only {
+            // Crash case R2 (or a W3 removal below): the segment was
+            // sealed, but appends continue in it, so its sidecar is stale.
+            storage.remove(&sidecar).map_err(|e| io_error(&sidecar, e))?;
+        }
+        scan_segment(&mut segment, bytes, true, read_only)?;
+    } else if !(found.has_sidecar && load_sidecar(storage, &sidecar, &mut segment, bytes.len() as u64)) {
+        scan_segment(&mut segment, bytes, false, read_only)?;
+    }
+    segment.sealed = !found.is_last;
+    Ok(Loaded::Segment(segment))
 }
 
 /// Decodes (and CRC-checks) every frame of a segment. A sealed segment must
@@ -241,7 +340,7 @@ fn load_sidecar(storage: &dyn Storage, path: &Path, segment: &mut Segment, segme
 
 /// Whether every byte is zero (a word at a time: this runs over the
 /// preallocated tail of the active segment at every open).
-fn is_all_zero(bytes: &[u8]) -> bool {
+pub(crate) fn is_all_zero(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(64);
     let words_zero = chunks.by_ref().all(|chunk| {
         chunk.chunks_exact(8).fold(0u64, |acc, w| acc | u64::from_le_bytes(w.try_into().expect("8-byte slice"))) == 0
@@ -257,7 +356,7 @@ fn is_all_zero(bytes: &[u8]) -> bool {
 /// (each takes at least a header), a length that fits the file, and a
 /// matching CRC; the seq test is cheap and rejects almost every offset
 /// (zeros carry seq 0) before any CRC is computed.
-fn later_valid_frame(bytes: &[u8], damage_offset: usize, expected_seq: u64) -> Option<(usize, u64)> {
+pub(crate) fn later_valid_frame(bytes: &[u8], damage_offset: usize, expected_seq: u64) -> Option<(usize, u64)> {
     let header = FRAME_HEADER_BYTES as usize;
     let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4-byte slice"));
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8-byte slice"));
@@ -289,6 +388,12 @@ fn later_valid_frame(bytes: &[u8], damage_offset: usize, expected_seq: u64) -> O
 fn truncate_tail(segment: &Segment, bytes: &[u8], offset: usize, damage: FrameDamage, read_only: bool) -> Result<()> {
     // Crash case W1: a torn or partly written frame. It was never acknowledged
     // under SyncPolicy::Always (the fsync comes after the write).
+    if read_only {
+        // Nothing is cut; in a directory an engine is writing, this is
+        // the frame being written, not a sign of a crash.
+        tracing::debug!(path = %segment.path.display(), offset, damage = describe(damage), "the active segment ends in a partial frame");
+        return Ok(());
+    }
     tracing::warn!(
         path = %segment.path.display(),
         offset,
@@ -296,16 +401,13 @@ fn truncate_tail(segment: &Segment, bytes: &[u8], offset: usize, damage: FrameDa
         damage = describe(damage),
         "truncating a torn tail back to the last whole frame"
     );
-    if read_only {
-        return Ok(());
-    }
     // Cut and re-extend: the blocks past `offset` come back as zeros, so no
     // stale frame of the torn write can ever line up with a later append.
     segment.file.set_len(offset as u64).map_err(|e| io_error(&segment.path, e))?;
     segment.file.sync_all().map_err(|e| io_error(&segment.path, e))
 }
 
-fn describe(damage: FrameDamage) -> String {
+pub(crate) fn describe(damage: FrameDamage) -> String {
     match damage {
         FrameDamage::Truncated => "frame cut short".into(),
         FrameDamage::BadLength => "frame length out of range".into(),

@@ -8,12 +8,16 @@
 //! grows past [`COMPACT_ENTRIES`].
 
 use std::path::{Path, PathBuf};
+
+/// The file's name inside the log directory.
+pub(crate) const RELEASE_LOG_NAME: &str = "release.log";
 use std::sync::Arc;
 
 use crate::storage::{Storage, StorageFile};
 use crate::{io_error, Result};
 
-const ENTRY_BYTES: usize = 20;
+/// Bytes of one entry.
+pub(crate) const ENTRY_BYTES: usize = 20;
 /// Entries after which the release log is rewritten compactly.
 pub(crate) const COMPACT_ENTRIES: u64 = 16 * 1024;
 
@@ -39,13 +43,22 @@ fn encode(lo: u64, hi: u64) -> [u8; ENTRY_BYTES] {
     entry
 }
 
+/// The range of one 20-byte entry, or `None` if it fails its check (CRC,
+/// `lo` 0, `lo > hi`).
+pub(crate) fn decode_entry(entry: &[u8]) -> Option<(u64, u64)> {
+    let crc = u32::from_le_bytes(entry[16..20].try_into().expect("4-byte slice"));
+    let lo = u64::from_le_bytes(entry[0..8].try_into().expect("8-byte slice"));
+    let hi = u64::from_le_bytes(entry[8..16].try_into().expect("8-byte slice"));
+    (crc32fast::hash(&entry[0..16]) == crc && lo != 0 && lo <= hi).then_some((lo, hi))
+}
+
 impl ReleaseLog {
     /// Reads the ranges recorded in `dir/release.log`; a missing file is empty.
     ///
     /// Also returns whether every byte of the file was a valid entry (false
     /// after a torn write), so recovery knows to rewrite it.
     pub fn read(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<ReadReleaseLog> {
-        let path = dir.join("release.log");
+        let path = dir.join(RELEASE_LOG_NAME);
         let file = if read_only {
             storage.open_read_only(&path).ok()
         } else {
@@ -70,13 +83,10 @@ impl ReleaseLog {
             bytes.truncate(read);
             clean &= bytes.len().is_multiple_of(ENTRY_BYTES);
             for chunk in bytes.chunks_exact(ENTRY_BYTES) {
-                let crc = u32::from_le_bytes(chunk[16..20].try_into().expect("4-byte slice"));
-                let lo = u64::from_le_bytes(chunk[0..8].try_into().expect("8-byte slice"));
-                let hi = u64::from_le_bytes(chunk[8..16].try_into().expect("8-byte slice"));
-                if crc32fast::hash(&chunk[0..16]) != crc || lo == 0 || lo > hi {
+                let Some((lo, hi)) = decode_entry(chunk) else {
                     clean = false;
                     break; // torn tail: entries are idempotent, the rest is lost harmlessly
-                }
+                };
                 ranges.push((lo, hi));
                 end += ENTRY_BYTES as u64;
             }

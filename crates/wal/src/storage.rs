@@ -179,11 +179,22 @@ impl StorageFile for FsFile {
         if self.len()? == 0 {
             return Ok(Arc::new(EmptyMap));
         }
-        // SAFETY: the log never truncates a file below the bytes a reader may
-        // still address: readers only read frames below the segment's
-        // published end offset, recovery truncation happens before any view
-        // exists, and sealing truncates only the zeros past the last frame.
-        // Deleting a segment unlinks it; the mapping keeps the inode alive.
+        // SAFETY: reading a mapping past its file's current end is a SIGBUS,
+        // and another process may change the file: an engine writes the
+        // directory that read-only opens inspect. The log reads a view only
+        // below the end of the frames it found in the file (decoded, loaded
+        // from a sidecar, or appended by itself), and no process shortens a
+        // segment below a frame in it: sealing cuts only the preallocated
+        // zeros past the last frame; recovery cuts a torn tail at its first
+        // undecodable frame, which every reader's own decoding stops at
+        // too, and does so before its own process has a view; a sealed
+        // segment is never shortened, only deleted, and a deleted file stays
+        // mapped until its views are dropped. The one region that does
+        // shrink, the active segment's zero tail, a read-only open reads
+        // with `read_at`, never through a view (`recovery::load_segment`).
+        // And the bytes read through a view are frames, which are written
+        // once and never rewritten, so nothing changes them while a view
+        // reads them.
         let map = unsafe { memmap2::Mmap::map(&self.file)? };
         Ok(Arc::new(FsMap(map)))
     }

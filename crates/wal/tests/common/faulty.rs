@@ -45,7 +45,6 @@ pub enum Fault {
     Fail { at: u64, errno: i32, persistent: bool },
 }
 
-#[derive(Debug)]
 struct FaultState {
     fault: Fault,
     ops: u64,
@@ -56,7 +55,15 @@ struct FaultState {
     dead: bool,
     /// Operations that failed by injection.
     injected: u64,
+    /// Files mapped, in order.
+    mapped: Vec<PathBuf>,
+    /// Runs once, right after the next listing (to change the directory
+    /// between a reader's listing and its opens).
+    after_list: Option<DirChange>,
 }
+
+/// A change made to a directory (see [`FaultyStorage::after_next_list`]).
+type DirChange = Box<dyn FnOnce(&Path) + Send>;
 
 /// See the module docs. Cheap to clone; clones share the counters.
 #[derive(Clone)]
@@ -85,6 +92,8 @@ impl FaultyStorage {
                 file_counts: BTreeMap::new(),
                 dead: false,
                 injected: 0,
+                mapped: Vec::new(),
+                after_list: None,
             })),
         }
     }
@@ -133,6 +142,16 @@ impl FaultyStorage {
             .filter(|((path, op), _)| *op == kind && path.to_string_lossy().ends_with(suffix))
             .map(|(_, count)| count)
             .sum()
+    }
+
+    /// Every file mapped so far, in order.
+    pub fn mapped(&self) -> Vec<PathBuf> {
+        self.state().mapped.clone()
+    }
+
+    /// Runs `change` on the listed directory right after the next listing.
+    pub fn after_next_list(&self, change: impl FnOnce(&Path) + Send + 'static) {
+        self.state().after_list = Some(Box::new(change));
     }
 
     /// Whether the simulated power loss has happened.
@@ -232,6 +251,7 @@ impl StorageFile for FaultyFile {
     }
     fn map(&self) -> io::Result<Arc<dyn Mapped>> {
         self.storage.alive()?;
+        self.storage.state().mapped.push(self.path.clone());
         self.file.map()
     }
     fn map_is_coherent(&self) -> bool {
@@ -246,7 +266,12 @@ impl Storage for FaultyStorage {
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
         self.alive()?;
-        self.inner.list(dir)
+        let paths = self.inner.list(dir)?;
+        let after_list = self.state().after_list.take();
+        if let Some(change) = after_list {
+            change(dir);
+        }
+        Ok(paths)
     }
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn StorageFile>> {
         if create && !self.inner.list(path.parent().unwrap_or(Path::new("/")))?.iter().any(|p| p == path) {
