@@ -65,13 +65,31 @@
 //! created. At open, a sealed segment whose sidecar is valid (CRC, magic,
 //! version, first seq, offsets back to back) and names the segment's current
 //! length is not scanned: its offsets come from the sidecar, and its frames
-//! are *unverified* — each is CRC-checked (with its seq and length) on its
-//! first read in the process, or by `Wal::verify`, so damage in a sealed
-//! segment is still reported as [`crate::Error::Corrupt`] with file and
-//! offset, only later. A missing or invalid sidecar means a scan, as before
+//! are *unverified* — each is CRC-checked (with its seq and length) by the
+//! background check that starts after open, or on its first read in the
+//! process, or by `Wal::verify`, whichever comes first, so damage in a
+//! sealed segment is still reported as [`crate::Error::Corrupt`] with file
+//! and offset, shortly after open rather than at it. A missing or invalid sidecar means a scan, as before
 //! sidecars existed. The active (last) segment never uses its sidecar: one
 //! found there is stale (crash case R2) and removed. A sidecar is deleted
 //! before its segment; an orphan sidecar is removed at open.
+//!
+//! ### Damage found early
+//!
+//! Reading every sealed segment at open would make a reopen of 1 GiB cost
+//! a full read (hundreds of ms) instead of the sidecars (milliseconds); not
+//! reading them would leave damage in them unknown until a reader reached
+//! it, perhaps hours later, in the middle of a catch-up. So open reads no
+//! sealed segment that has a valid sidecar, and right after open a
+//! background thread (`check.rs`) CRC-checks their frames, newest segment
+//! first (a catch-up reads oldest first, so the two rarely check the same
+//! frames), at the lowest CPU priority. Damage it finds is logged
+//! (`tracing::error!`, file and offset) and kept for `Wal::damage`, which
+//! an owner polls; `Wal::wait_background_check` waits for the check to
+//! end. Nothing else is checked at open: a sidecar is only used if it names
+//! the segment's current length and its offsets lay frames back to back, so
+//! what a cheap check could still find (a frame's bytes changed in place)
+//! needs the CRC of the frame anyway.
 //!
 //! Each frame is checked once per process: frames scanned at open were
 //! CRC-checked then, frames appended by this process were encoded from

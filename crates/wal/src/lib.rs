@@ -32,6 +32,7 @@
 
 mod ahead;
 mod audit;
+mod check;
 mod epoch;
 pub mod format;
 mod frame;

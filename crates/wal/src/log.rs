@@ -9,14 +9,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::ahead::Job;
+use crate::check::Checker;
 use crate::epoch::Epoch;
 use crate::frame::{self, frame_bytes, FRAME_BODY_BYTES_MAX};
 use crate::latency::{LatencyCounters, SyncLatency};
 use crate::reader::{Entry, Reader};
 use crate::release_log::{ReleaseLog, COMPACT_ENTRIES};
 use crate::segment::{encode_header, encode_sidecar, segment_path, sidecar_path, Segment, SEGMENT_HEADER_BYTES};
-use crate::storage::{FsStorage, Mapped, Storage, StorageFile};
-use crate::{io_error, Error, Result, SyncPolicy, WalOptions};
+use crate::storage::{FsStorage, Storage, StorageFile};
+use crate::{io_error, Damage, Error, Result, SyncPolicy, WalOptions};
 
 /// How far ahead of the appends the active segment is zero-filled under
 /// `SyncPolicy::Always` (see `Inner::zero_fill_locked`).
@@ -59,6 +60,11 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     /// Deletes released segments off the caller's thread (see `Janitor`).
     janitor: Mutex<JanitorSlot>,
+    /// The background check of the frames open did not verify (`check.rs`).
+    checker: Mutex<Option<Checker>>,
+    /// The first damage found in this process (by the background check, a
+    /// reader or `Wal::verify`).
+    damage: Mutex<Option<Damage>>,
     _lock: Option<Box<dyn fmt::Debug + Send + Sync>>,
 }
 
@@ -217,9 +223,14 @@ impl Wal {
                 poison_reason: Mutex::new(String::new()),
                 closed: AtomicBool::new(false),
                 janitor: Mutex::new(JanitorSlot::Idle),
+                checker: Mutex::new(None),
+                damage: Mutex::new(None),
                 _lock: lock,
             }),
         };
+        if !wal.inner.options.read_only {
+            *wal.inner.checker.lock().unwrap_or_else(|p| p.into_inner()) = Checker::start(&wal.inner);
+        }
         tracing::debug!(dir = %dir.display(), stats = ?wal.stats(), "wal opened");
         Ok(wal)
     }
@@ -498,7 +509,27 @@ impl Wal {
             }
             unverified
         };
-        unverified.iter().try_fold(0, |checked, job| Ok(checked + job.check_all()?))
+        unverified.iter().try_fold(0, |checked, job| Ok(checked + job.check_all().map_err(|e| self.inner.noted(e))?))
+    }
+
+    /// The first damage found in this log since it was opened: by the
+    /// background check of the sealed segments open did not read (see
+    /// [`crate::format`], "Damage found early"), by a reader, or by
+    /// [`Wal::verify`]. Each is also logged with `tracing::error!`. `None`
+    /// means none found *yet*: see [`Wal::wait_background_check`].
+    pub fn damage(&self) -> Option<Damage> {
+        self.inner.damage.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits until the background check has checked every frame open did
+    /// not verify, then returns [`Wal::damage`]. Returns at once when there
+    /// is no check (nothing to check, or a read-only log).
+    pub fn wait_background_check(&self) -> Option<Damage> {
+        let checker = self.inner.checker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(checker) = checker {
+            checker.finish();
+        }
+        self.damage()
     }
 
     /// Reads one record, or `None` if it was released or never appended.
@@ -951,7 +982,25 @@ impl Inner {
         }
     }
 
+    /// Keeps the first damage found, and logs each.
+    pub fn note_damage(&self, damage: Damage) {
+        tracing::error!(path = %damage.path.display(), offset = damage.offset, reason = %damage.reason, "damage found in a log file");
+        self.damage.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(damage);
+    }
+
+    /// `error`, after noting it if it is damage.
+    pub fn noted(&self, error: Error) -> Error {
+        if let Error::Corrupt { path, offset, reason } = &error {
+            self.note_damage(Damage { path: path.clone(), offset: *offset, reason: reason.clone() });
+        }
+        error
+    }
+
     fn close(&self) -> Result<()> {
+        let checker = self.checker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(checker) = checker {
+            checker.stop();
+        }
         // Released segments are gone from disk once the log is closed, so a
         // reopen in this process never meets a half-done deletion.
         let slot = std::mem::replace(&mut *self.janitor.lock().unwrap_or_else(|p| p.into_inner()), JanitorSlot::Closed);
@@ -1052,7 +1101,7 @@ pub(crate) struct Released {
     /// 64 MiB segment that was read through costs about 1 ms, which the
     /// thread releasing records should not pay under the log's lock (a
     /// catch-up drain spent 5% of its time there).
-    view: Option<Arc<dyn Mapped>>,
+    view: Option<Arc<crate::segment::SegmentView>>,
 }
 
 /// Removes released segments' sidecars and files (a missing file is

@@ -3,14 +3,14 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::ahead::{AheadHelper, Job, AHEAD_BYTES_MIN, AHEAD_SEGMENTS, READER_RUN_BYTES};
 use crate::frame::{decode_at, FRAME_HEADER_BYTES};
 use crate::log::{Inner, State};
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentView};
 use crate::storage::Mapped;
 use crate::{io_error, Error, Result};
 
@@ -22,7 +22,7 @@ const READ_BATCH_RECORDS: usize = 1024;
 #[derive(Clone)]
 pub struct Entry {
     seq: u64,
-    view: Arc<dyn Mapped>,
+    view: Arc<SegmentView>,
     body_offset: usize,
     body_len: usize,
 }
@@ -42,11 +42,27 @@ impl Entry {
     pub fn frame_bytes(&self) -> u64 {
         crate::frame_bytes(self.body_len)
     }
+
+    /// The segment file the record was read from.
+    pub fn path(&self) -> &Path {
+        &self.view.path
+    }
+
+    /// Byte offset of the record's frame in [`Entry::path`]: with the
+    /// path, what an error about this record names.
+    pub fn offset(&self) -> u64 {
+        (self.body_offset - FRAME_HEADER_BYTES as usize) as u64
+    }
 }
 
 impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Entry").field("seq", &self.seq).field("body_len", &self.body_len).finish()
+        f.debug_struct("Entry")
+            .field("seq", &self.seq)
+            .field("path", &self.view.path)
+            .field("offset", &self.offset())
+            .field("body_len", &self.body_len)
+            .finish()
     }
 }
 
@@ -94,8 +110,7 @@ impl fmt::Debug for Reader {
 struct Source {
     /// The segment's first seq (names it among the sources of a batch).
     first_seq: u64,
-    path: PathBuf,
-    view: Arc<dyn Mapped>,
+    view: Arc<SegmentView>,
     verified_end: Arc<AtomicU64>,
     /// The segment's job, if its frames are being checked ahead.
     job: Option<Arc<Job>>,
@@ -186,8 +201,11 @@ impl Reader {
         let bytes = source.view.bytes();
         let frame_bytes = u64::from(planned.frame_bytes);
         let body_offset = planned.offset + FRAME_HEADER_BYTES as usize;
-        let corrupt =
-            |reason: String| Error::Corrupt { path: source.path.clone(), offset: planned.offset as u64, reason };
+        let corrupt = |reason: String| Error::Corrupt {
+            path: source.view.path.to_path_buf(),
+            offset: planned.offset as u64,
+            reason,
+        };
         let frame_end = planned.offset as u64 + frame_bytes;
         let checked_before = !planned.check_crc
             || source.verified_end.load(Ordering::Acquire) >= frame_end
@@ -196,7 +214,7 @@ impl Reader {
                 None => false,
             };
         if !checked_before {
-            check_frame(bytes, planned.offset, frame_bytes, planned.seq, &source.path)?;
+            check_frame(bytes, planned.offset, frame_bytes, planned.seq, &source.view.path)?;
             // Contiguous progress only: a frame skipped (released) stays unverified.
             let _ = source.verified_end.compare_exchange(
                 planned.offset as u64,
@@ -252,7 +270,6 @@ impl Reader {
             let job = self.ahead_jobs.iter().find(|job| job.segment_first_seq == segment.first_seq).cloned();
             self.sources.push(Source {
                 first_seq: segment.first_seq,
-                path: segment.path.clone(),
                 view,
                 verified_end: segment.verified_end.clone(),
                 job,
@@ -306,7 +323,6 @@ impl Reader {
                 None => {
                     self.sources.push(Source {
                         first_seq: segment.first_seq,
-                        path: segment.path.clone(),
                         view,
                         verified_end: segment.verified_end.clone(),
                         job: None,
@@ -359,11 +375,11 @@ impl Reader {
                     continue;
                 }
                 match self.helper() {
-                    Some(ahead) if ahead.populate(view) => continue,
+                    Some(ahead) if ahead.populate(view.mapped.clone()) => continue,
                     _ => break,
                 }
             }
-            let Some(job) = Job::of(segment, view) else { continue };
+            let Some(job) = Job::of(segment, view.mapped.clone()) else { continue };
             if job.bytes() < AHEAD_BYTES_MIN {
                 continue;
             }
@@ -428,10 +444,11 @@ fn segment_view(
     active_first: Option<u64>,
     flushed_end: u64,
     needed_end: u64,
-) -> Result<Arc<dyn Mapped>> {
+) -> Result<Arc<SegmentView>> {
     let covered = segment.view.as_ref().map_or(0, |(_, covered)| *covered);
     if covered < needed_end {
-        let view = segment.file.map().map_err(|e| io_error(&segment.path, e))?;
+        let mapped = segment.file.map().map_err(|e| io_error(&segment.path, e))?;
+        let view = Arc::new(SegmentView { path: Arc::from(segment.path.as_path()), mapped });
         let is_active = Some(segment.first_seq) == active_first;
         let covered = if segment.file.map_is_coherent() {
             view.bytes().len() as u64
@@ -484,7 +501,7 @@ pub(crate) fn read_points(inner: &Arc<Inner>, seqs: &[u64]) -> Result<Vec<Option
         let entry = match reader.batch.front() {
             Some(planned) if planned.seq == seq => {
                 let planned = reader.batch.pop_front().expect("front exists");
-                Some(reader.entry(planned)?)
+                Some(reader.entry(planned).map_err(|e| inner.noted(e))?)
             }
             _ => None,
         };
@@ -513,7 +530,7 @@ impl Iterator for Reader {
             Err(error) => {
                 self.failed = true;
                 self.batch.clear();
-                Some(Err(error))
+                Some(Err(self.inner.noted(error)))
             }
         }
     }

@@ -142,6 +142,24 @@ pub(crate) fn decode_sidecar(bytes: &[u8], first_seq: u64, segment_bytes: u64) -
     Ok(offsets)
 }
 
+/// A read view of one segment file, with the file's path, so that what is
+/// read through it can say where it came from.
+#[derive(Debug)]
+pub(crate) struct SegmentView {
+    pub path: Arc<Path>,
+    pub mapped: Arc<dyn Mapped>,
+}
+
+impl Mapped for SegmentView {
+    fn bytes(&self) -> &[u8] {
+        self.mapped.bytes()
+    }
+
+    fn populate(&self) {
+        self.mapped.populate();
+    }
+}
+
 /// One segment as the log keeps it in memory.
 #[derive(Debug)]
 pub(crate) struct Segment {
@@ -159,7 +177,7 @@ pub(crate) struct Segment {
     pub live_bytes: u64,
     pub sealed: bool,
     /// Cached read view and the segment end it is known to cover.
-    pub view: Option<(Arc<dyn Mapped>, u64)>,
+    pub view: Option<(Arc<SegmentView>, u64)>,
     /// Every frame starting below this offset has been checked in this
     /// process: CRC-checked by recovery's scan or a read, or encoded from
     /// memory by this process's appends. Frames at or past it (a segment

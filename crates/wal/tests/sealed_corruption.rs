@@ -2,8 +2,10 @@
 //! error naming the file and offset — never skipped silently, never truncated.
 //!
 //! A sealed segment with a valid sidecar index is not scanned at open (fast
-//! reopen): its damage is reported by the first read of the damaged frame
-//! and by `Wal::verify`. Without its sidecar it is scanned, and open fails.
+//! reopen): its damage is found by the background check that starts right
+//! after open (`Wal::damage`), by the first read of the damaged frame and by
+//! `Wal::verify`, all naming the same file and offset. Without its sidecar
+//! the segment is scanned, and open fails.
 
 mod common;
 
@@ -40,18 +42,20 @@ fn open_error(dir: &Path) -> Error {
     Wal::open(dir, small_segments()).expect_err("a damaged sealed segment must not open")
 }
 
-/// The damage as the log reports it: at open, or else on read and from
-/// `verify` (both must agree on file and offset).
+/// The damage as the log reports it: at open, or else from the background
+/// check, on read and from `verify` (all must agree on file and offset).
 fn damage_error(dir: &Path) -> Error {
     let wal = match Wal::open(dir, small_segments()) {
         Err(error) => return error,
         Ok(wal) => wal,
     };
+    let early = wal.wait_background_check().expect("the background check finds damage without any read");
     let read = wal.reader(1).find_map(Result::err).expect("reading a damaged sealed segment must fail");
     let verified = wal.verify().expect_err("verify must report a damaged sealed segment");
     match (&read, &verified) {
         (Error::Corrupt { path: a, offset: x, .. }, Error::Corrupt { path: b, offset: y, .. }) => {
             assert_eq!((a, x), (b, y), "read and verify name the same damage");
+            assert_eq!((a, *x), (&early.path, early.offset), "so does the background check");
         }
         other => panic!("expected Error::Corrupt from read and verify, got {other:?}"),
     }
