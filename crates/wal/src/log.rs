@@ -461,6 +461,11 @@ impl Wal {
     /// their bytes leave the accounting at once, and every sealed segment left
     /// with no live record is deleted. Cost: proportional to the segments
     /// touched plus the records of the (at most two) partly covered ones.
+    ///
+    /// The release is written to release.log first: if that write fails,
+    /// the call returns [`Error::Io`] and nothing is released (an error
+    /// compacting release.log afterwards is returned too, with the records
+    /// released).
     pub fn release(&self, seqs: RangeInclusive<u64>) -> Result<()> {
         self.check_writable()?;
         let mut state = self.inner.lock_state();
@@ -470,6 +475,14 @@ impl Wal {
         if lo > hi {
             return Ok(());
         }
+        let covers_live = state
+            .segments
+            .iter()
+            .any(|segment| segment.local_range(lo, hi).is_some_and(|(from, to)| segment.has_live_in(from, to)));
+        if !covers_live {
+            return Ok(());
+        }
+        state.release_log.append(lo, hi)?;
         let (mut records, mut bytes) = (0, 0);
         for segment in state.segments.iter_mut() {
             let Some((from, to)) = segment.local_range(lo, hi) else { continue };
@@ -479,11 +492,6 @@ impl Wal {
         }
         state.live_records -= records;
         state.live_bytes -= bytes;
-        let changed = records > 0;
-        if !changed {
-            return Ok(());
-        }
-        state.release_log.append(lo, hi)?;
         self.inner.delete_released_segments(&mut state)
     }
 

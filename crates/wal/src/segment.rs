@@ -266,6 +266,14 @@ impl Segment {
         self.released[index / 64] & (1 << (index % 64)) != 0
     }
 
+    /// Whether a record at local index `from..to` is live.
+    pub fn has_live_in(&self, from: usize, to: usize) -> bool {
+        if from == 0 && to == self.offsets.len() {
+            return self.released_count < self.record_count();
+        }
+        (from..to).any(|index| !self.is_released(index))
+    }
+
     pub fn is_fully_released(&self) -> bool {
         self.released_count == self.record_count()
     }

@@ -86,3 +86,29 @@ fn stale_release_entry_does_not_release_reused_seqs() {
     let wal = open_sim(&sim, SyncPolicy::Always);
     assert_eq!(read_all(&wal), [(1, body(1, 10)), (2, body(2, 10))], "new records are live");
 }
+
+/// Found by the I/O error sweep (tests/fault_sweep.rs): a release whose
+/// release.log write failed had already released its records in memory, so
+/// a later release of the same records returned `Ok` without writing an
+/// entry, and a restart brought them back. Now the entry is written first:
+/// a failed release changes nothing, and the retry records it.
+#[test]
+fn a_release_that_failed_to_write_its_entry_releases_nothing() {
+    use common::faulty::{Fault, FaultyStorage, OpKind};
+    let sim = SimStorage::new();
+    let storage = FaultyStorage::over_sim(&sim);
+    let options = WalOptions::default().sync(SyncPolicy::Always).segment_bytes_max(4096);
+    let wal = Wal::open_with_storage(Path::new("/sim/log"), options.clone(), Arc::new(storage.clone())).expect("open");
+    for n in 1..=5 {
+        wal.append(&body(n, 50)).expect("append");
+    }
+    let writes_before = storage.count_on("release.log", OpKind::Write);
+    storage.arm(Fault::Fail { at: 1, errno: 5, persistent: false });
+    assert!(matches!(wal.release(1..=3), Err(pauselog_wal::Error::Io { .. })), "the entry's write fails");
+    assert_eq!(storage.count_on("release.log", OpKind::Write), writes_before + 1, "the failed write was the entry");
+    assert_eq!(wal.stats().live_records, 5, "a failed release changes nothing");
+    wal.release(1..=3).expect("the retry");
+    wal.close().expect("close");
+    let wal = Wal::open_with_storage(Path::new("/sim/log"), options, Arc::new(sim.clone())).expect("reopen");
+    assert_eq!(read_all(&wal).iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [4, 5], "released by the retry");
+}
