@@ -32,9 +32,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::error::{Error, Result};
 use crate::segment::Segment;
 use crate::storage::Mapped;
-use crate::{Error, Result};
 
 /// Unchecked bytes a sealed segment must hold for a scan to hand it to the
 /// helper; below this the hand-off costs more than it saves.
@@ -175,7 +175,7 @@ impl Job {
         for index in run.first..run.last {
             let (offset, end) = (u64::from(self.offsets[index]), self.frame_end(index));
             let seq = self.first_seq + index as u64;
-            if let Err(error) = crate::reader::check_frame(bytes, offset as usize, end - offset, seq, &self.path) {
+            if let Err(error) = crate::segment::check_frame(bytes, offset as usize, end - offset, seq, &self.path) {
                 self.stopped.store(true, Ordering::Release);
                 return (offset, Some(error));
             }

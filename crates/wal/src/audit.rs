@@ -31,12 +31,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::{io_error, Damage, Result};
 use crate::frame::decode_at;
-use crate::recovery::{describe, is_all_zero, later_valid_frame, read_whole};
 use crate::release_log::{decode_entry, ENTRY_BYTES, RELEASE_LOG_NAME};
 use crate::segment::{decode_header, parse_segment_path, SEGMENT_HEADER_BYTES};
-use crate::storage::{FsStorage, Storage};
-use crate::{io_error, Damage, Result};
+use crate::storage::{read_whole, FsStorage, Storage};
+use crate::torn::{describe, is_all_zero, later_valid_frame};
 
 /// Reads of the active segment before damage in it is reported (it may be
 /// a write landing while the file was read).

@@ -19,8 +19,8 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
 use crate::ahead::Job;
-use crate::log::Inner;
-use crate::{Damage, Error};
+use crate::error::{Damage, Error};
+use crate::state::Shared;
 
 /// Bytes of frames checked between two looks at the stop flag.
 const RUN_BYTES: u64 = 1024 * 1024;
@@ -34,13 +34,13 @@ pub(crate) struct Checker {
 impl Checker {
     /// Starts the check if some sealed segment holds unverified frames;
     /// `None` if there is nothing to check or no thread can be started.
-    pub fn start(inner: &Arc<Inner>) -> Option<Checker> {
-        let has_work = inner.lock_state().segments.iter().any(|s| s.sealed && !s.is_verified());
+    pub fn start(shared: &Arc<Shared>) -> Option<Checker> {
+        let has_work = shared.lock_state().segments.iter().any(|s| s.sealed && !s.is_verified());
         if !has_work {
             return None;
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let (weak, thread_stop) = (Arc::downgrade(inner), stop.clone());
+        let (weak, thread_stop) = (Arc::downgrade(shared), stop.clone());
         let spawned = std::thread::Builder::new().name("pauselog-wal-verify".into()).spawn(move || {
             lower_priority();
             run(&weak, &thread_stop);
@@ -68,15 +68,15 @@ impl Checker {
 
 /// Checks the unverified sealed segments, newest first, until all are
 /// checked, the log is gone or `stop` is set.
-fn run(inner: &Weak<Inner>, stop: &AtomicBool) {
+fn run(shared: &Weak<Shared>, stop: &AtomicBool) {
     let mut below_seq = u64::MAX;
     while !stop.load(Ordering::Relaxed) {
-        let Some(inner) = inner.upgrade() else { return };
-        let Some(job) = next_job(&inner, &mut below_seq) else { return };
+        let Some(shared) = shared.upgrade() else { return };
+        let Some(job) = next_job(&shared, &mut below_seq) else { return };
         while !stop.load(Ordering::Relaxed) {
             let Some(run) = job.claim(RUN_BYTES) else { break };
             if let Err(Error::Corrupt { path, offset, reason }) = job.check(run) {
-                inner.note_damage(Damage { path, offset, reason });
+                shared.note_damage(Damage { path, offset, reason });
                 break;
             }
         }
@@ -85,8 +85,8 @@ fn run(inner: &Weak<Inner>, stop: &AtomicBool) {
 
 /// The unverified frames of the newest sealed segment that starts below
 /// `below_seq` and still holds live records; moves `below_seq` past it.
-fn next_job(inner: &Inner, below_seq: &mut u64) -> Option<Job> {
-    let state = inner.lock_state();
+fn next_job(shared: &Shared, below_seq: &mut u64) -> Option<Job> {
+    let state = shared.lock_state();
     let below = *below_seq;
     for segment in state.segments.iter().rev().filter(|s| s.first_seq < below) {
         *below_seq = segment.first_seq;

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::ahead::{AheadHelper, Job, AHEAD_BYTES_MIN, AHEAD_SEGMENTS, READER_RUN_BYTES};
-use crate::frame::{decode_at, FRAME_HEADER_BYTES};
-use crate::log::{Inner, State};
-use crate::segment::{Segment, SegmentView};
+use crate::error::{io_error, Error, Result};
+use crate::frame::FRAME_HEADER_BYTES;
+use crate::segment::{check_frame, CopiedBytes, Segment, SegmentView};
+use crate::state::{Shared, State};
 use crate::storage::Mapped;
-use crate::{io_error, Error, Result};
 
 /// Frames planned per lock acquisition.
 const READ_BATCH_RECORDS: usize = 1024;
@@ -40,7 +40,7 @@ impl Entry {
 
     /// Encoded bytes of the frame (what the accounting counts).
     pub fn frame_bytes(&self) -> u64 {
-        crate::frame_bytes(self.body_len)
+        crate::frame::frame_bytes(self.body_len)
     }
 
     /// The segment file the record was read from.
@@ -49,9 +49,10 @@ impl Entry {
     }
 
     /// Byte offset of the record's frame in [`Entry::path`]: with the
-    /// path, what an error about this record names.
+    /// path, what an error about this record names. (A record read while
+    /// still in the writer's buffer is there once the buffer is written.)
     pub fn offset(&self) -> u64 {
-        (self.body_offset - FRAME_HEADER_BYTES as usize) as u64
+        self.view.base + (self.body_offset - FRAME_HEADER_BYTES as usize) as u64
     }
 }
 
@@ -79,7 +80,7 @@ impl fmt::Debug for Entry {
 /// frames already checked; over checked segments the helper maps their
 /// pages ahead instead, so the reader takes no page faults.
 pub struct Reader {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
     next_seq: u64,
     batch: VecDeque<Planned>,
     /// The segments the current batch reads from.
@@ -110,6 +111,8 @@ impl fmt::Debug for Reader {
 struct Source {
     /// The segment's first seq (names it among the sources of a batch).
     first_seq: u64,
+    /// The view holds frames copied from the writer's buffer.
+    in_buffer: bool,
     view: Arc<SegmentView>,
     verified_end: Arc<AtomicU64>,
     /// The segment's job, if its frames are being checked ahead.
@@ -124,37 +127,16 @@ struct Planned {
     check_crc: bool,
 }
 
-/// CRC-checks the frame of `seq` at `offset`, `frame_bytes` long as the index
-/// says; damage is [`Error::Corrupt`] naming the file and offset.
-pub(crate) fn check_frame(
-    bytes: &[u8],
-    offset: usize,
-    frame_bytes: u64,
-    seq: u64,
-    path: &std::path::Path,
-) -> Result<()> {
-    let corrupt = |reason: String| Error::Corrupt { path: path.to_path_buf(), offset: offset as u64, reason };
-    let decoded = decode_at(bytes, offset, seq)
-        .map_err(|damage| corrupt(format!("frame failed its check on read (expected seq {seq}): {damage:?}")))?;
-    if decoded.frame_bytes() != frame_bytes {
-        return Err(corrupt(format!(
-            "frame of seq {seq} is {} bytes but the segment index says {frame_bytes}",
-            decoded.frame_bytes()
-        )));
-    }
-    Ok(())
-}
-
 impl Reader {
-    pub(crate) fn new(inner: Arc<Inner>, from_seq: u64) -> Self {
-        Self::with_batch(inner, from_seq, READ_BATCH_RECORDS)
+    pub(crate) fn new(shared: Arc<Shared>, from_seq: u64) -> Self {
+        Self::with_batch(shared, from_seq, READ_BATCH_RECORDS)
     }
 
     /// A reader that plans at most `batch_records_max` frames at a time (1
     /// for a point read, so it does not map and plan frames it won't use).
-    pub(crate) fn with_batch(inner: Arc<Inner>, from_seq: u64, batch_records_max: usize) -> Self {
+    pub(crate) fn with_batch(shared: Arc<Shared>, from_seq: u64, batch_records_max: usize) -> Self {
         Reader {
-            inner,
+            shared,
             next_seq: from_seq.max(1),
             batch: VecDeque::new(),
             sources: Vec::new(),
@@ -177,20 +159,9 @@ impl Reader {
         self.sources.clear();
         // A clone of the handle so `self` stays free to plan (one atomic
         // increment per batch of up to READ_BATCH_RECORDS).
-        let inner = self.inner.clone();
-        let mut state = inner.lock_state();
+        let shared = self.shared.clone();
+        let mut state = shared.lock_state();
         self.plan(&mut state)?;
-        // Records still in the write buffer are invisible to readers until
-        // flushed. Flush only when this batch ran out before the tail, so
-        // a reader far behind does not break up the writer's buffering.
-        // (Checking only the start seq is not enough: a start inside the
-        // flushed part, followed by released records, would end the
-        // iteration before the buffered ones.)
-        let has_unflushed = state.flushed_seq + 1 < state.next_seq;
-        if self.batch.len() < self.batch_records_max && has_unflushed && !inner.options.read_only {
-            inner.flush_locked(&mut state)?;
-            self.plan(&mut state)?;
-        }
         self.fills += 1;
         Ok(())
     }
@@ -201,27 +172,23 @@ impl Reader {
         let bytes = source.view.bytes();
         let frame_bytes = u64::from(planned.frame_bytes);
         let body_offset = planned.offset + FRAME_HEADER_BYTES as usize;
-        let corrupt = |reason: String| Error::Corrupt {
-            path: source.view.path.to_path_buf(),
-            offset: planned.offset as u64,
-            reason,
-        };
-        let frame_end = planned.offset as u64 + frame_bytes;
+        // The frame's place in its file (a view of buffered frames starts
+        // past the file's written end).
+        let frame_start = source.view.base + planned.offset as u64;
+        let corrupt =
+            |reason: String| Error::Corrupt { path: source.view.path.to_path_buf(), offset: frame_start, reason };
+        let frame_end = frame_start + frame_bytes;
         let checked_before = !planned.check_crc
             || source.verified_end.load(Ordering::Acquire) >= frame_end
             || match &source.job {
-                Some(job) => checked_ahead(job, &mut self.own_runs, planned.offset as u64, frame_end),
+                Some(job) => checked_ahead(job, &mut self.own_runs, frame_start, frame_end),
                 None => false,
             };
         if !checked_before {
+            debug_assert_eq!(source.view.base, 0, "frames to CRC-check are read from their file");
             check_frame(bytes, planned.offset, frame_bytes, planned.seq, &source.view.path)?;
             // Contiguous progress only: a frame skipped (released) stays unverified.
-            let _ = source.verified_end.compare_exchange(
-                planned.offset as u64,
-                frame_end,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            let _ = source.verified_end.compare_exchange(frame_start, frame_end, Ordering::AcqRel, Ordering::Acquire);
         } else {
             // Checked before in this process: the index is right unless
             // memory is; a cheap paired check of the seq field stays.
@@ -241,9 +208,11 @@ impl Reader {
     }
 
     /// Plans up to `batch_records_max` live records from `next_seq` up to
-    /// the last flushed seq, mapping segments as needed.
+    /// the last appended seq, mapping segments as needed. Frames still in
+    /// the writer's buffer are copied out of it (see [`buffered_view`]).
     fn plan(&mut self, state: &mut State) -> Result<()> {
-        let limit = state.flushed_seq;
+        let limit = state.next_seq - 1;
+        let flushed_seq = state.flushed_seq;
         let flushed_end = state.flushed_end;
         let active_first = state.segments.back().map(|s| s.first_seq);
         let start = state.segments.partition_point(|s| s.end_seq() <= self.next_seq);
@@ -253,54 +222,76 @@ impl Reader {
         if self.batch_records_max >= READ_BATCH_RECORDS && self.fills > 0 {
             self.check_ahead(state, start)?;
         }
+        let buffer = &state.buffer;
         for segment in state.segments.range_mut(start..) {
             if self.batch.len() >= self.batch_records_max || self.next_seq > limit {
                 break;
             }
             self.next_seq = self.next_seq.max(segment.first_seq);
             let last_seq = (segment.end_seq() - 1).min(limit);
-            if self.next_seq > last_seq {
-                continue;
+            let is_active = Some(segment.first_seq) == active_first;
+            // The frames of the active segment after `flushed_seq` are in
+            // the buffer, not yet in the file.
+            let file_last_seq = if is_active { last_seq.min(flushed_seq) } else { last_seq };
+            if self.next_seq <= file_last_seq {
+                let last_index = (file_last_seq - segment.first_seq) as usize;
+                let needed_end = segment.offsets.get(last_index + 1).map_or(segment.end, |&o| u64::from(o));
+                let view = segment_view(segment, active_first, flushed_end, needed_end)?;
+                let job = self.ahead_jobs.iter().find(|job| job.segment_first_seq == segment.first_seq).cloned();
+                self.plan_run(segment, view, job, last_index);
             }
-            let last_index = (last_seq - segment.first_seq) as usize;
-            let needed_end = segment.offsets.get(last_index + 1).map_or(segment.end, |&o| u64::from(o));
-            let view = segment_view(segment, active_first, flushed_end, needed_end)?;
-            let verified_end = segment.verified_end.load(Ordering::Acquire);
-            let source = self.sources.len() as u32;
-            let job = self.ahead_jobs.iter().find(|job| job.segment_first_seq == segment.first_seq).cloned();
-            self.sources.push(Source {
-                first_seq: segment.first_seq,
-                view,
-                verified_end: segment.verified_end.clone(),
-                job,
-            });
-            let mut index = (self.next_seq - segment.first_seq) as usize;
-            while index <= last_index && self.batch.len() < self.batch_records_max {
-                if !segment.is_released(index) {
-                    let offset = segment.offsets[index];
-                    let frame_bytes = segment.frame_bytes(index);
-                    self.batch.push_back(Planned {
-                        seq: segment.first_seq + index as u64,
-                        offset: offset as usize,
-                        frame_bytes: u32::try_from(frame_bytes).expect("a frame is below 4 GiB"),
-                        source,
-                        check_crc: u64::from(offset) >= verified_end,
-                    });
-                }
-                index += 1;
+            if is_active && self.next_seq <= last_seq && self.batch.len() < self.batch_records_max {
+                let first_index = (self.next_seq - segment.first_seq) as usize;
+                let room = self.batch_records_max - self.batch.len();
+                let last_index = ((last_seq - segment.first_seq) as usize).min(first_index + room - 1);
+                let view = buffered_view(segment, buffer, flushed_end, first_index..=last_index);
+                self.plan_run(segment, view, None, last_index);
             }
-            self.next_seq = segment.first_seq + index as u64;
         }
         Ok(())
     }
 
+    /// Plans the live frames of `segment` from `next_seq` to local index
+    /// `last_index` (while the batch has room), read through `view`.
+    fn plan_run(&mut self, segment: &Segment, view: Arc<SegmentView>, job: Option<Arc<Job>>, last_index: usize) {
+        let verified_end = segment.verified_end.load(Ordering::Acquire);
+        let source = self.sources.len() as u32;
+        let base = view.base;
+        let in_buffer = base > 0;
+        self.sources.push(Source {
+            first_seq: segment.first_seq,
+            in_buffer,
+            view,
+            verified_end: segment.verified_end.clone(),
+            job,
+        });
+        let mut index = (self.next_seq - segment.first_seq) as usize;
+        while index <= last_index && self.batch.len() < self.batch_records_max {
+            if !segment.is_released(index) {
+                let offset = u64::from(segment.offsets[index]);
+                let frame_bytes = segment.frame_bytes(index);
+                self.batch.push_back(Planned {
+                    seq: segment.first_seq + index as u64,
+                    offset: (offset - base) as usize,
+                    frame_bytes: u32::try_from(frame_bytes).expect("a frame is below 4 GiB"),
+                    source,
+                    check_crc: offset >= verified_end,
+                });
+            }
+            index += 1;
+        }
+        self.next_seq = segment.first_seq + index as u64;
+    }
+
     /// Plans the frames of `seqs` (in their order, repeats allowed) that are
-    /// live and in a file; the others get no plan. One source per segment,
-    /// shared by the points in it.
+    /// live; the others get no plan. One source per segment, shared by the
+    /// points in it, and one for the writer's buffer if a point is there.
     fn plan_points(&mut self, state: &mut State, seqs: &[u64]) -> Result<()> {
-        let limit = state.flushed_seq;
+        let limit = state.next_seq - 1;
+        let flushed_seq = state.flushed_seq;
         let flushed_end = state.flushed_end;
         let active_first = state.segments.back().map(|s| s.first_seq);
+        let buffer = &state.buffer;
         for &seq in seqs {
             if seq == 0 || seq > limit {
                 continue;
@@ -311,32 +302,43 @@ impl Reader {
             if segment.is_released(index) {
                 continue;
             }
-            let needed_end = segment.offsets.get(index + 1).map_or(segment.end, |&o| u64::from(o));
-            // A later point may need a longer view of the active segment
-            // than an earlier one: the newest view covers all of them.
-            let view = segment_view(segment, active_first, flushed_end, needed_end)?;
-            let source = match self.sources.iter().position(|source| source.first_seq == segment.first_seq) {
-                Some(source) => {
-                    self.sources[source].view = view;
-                    source
-                }
-                None => {
-                    self.sources.push(Source {
-                        first_seq: segment.first_seq,
-                        view,
-                        verified_end: segment.verified_end.clone(),
-                        job: None,
-                    });
-                    self.sources.len() - 1
-                }
-            };
-            let offset = segment.offsets[index];
+            let in_buffer = seq > flushed_seq;
+            let source =
+                match self.sources.iter().position(|s| s.first_seq == segment.first_seq && s.in_buffer == in_buffer) {
+                    // A later point may need a longer view of the active
+                    // segment than an earlier one: the newest view covers all.
+                    Some(source) if !in_buffer && Some(segment.first_seq) == active_first => {
+                        let needed_end = segment.offsets.get(index + 1).map_or(segment.end, |&o| u64::from(o));
+                        self.sources[source].view = segment_view(segment, active_first, flushed_end, needed_end)?;
+                        source
+                    }
+                    Some(source) => source,
+                    None => {
+                        let view = if in_buffer {
+                            // The whole buffer at once: the points are few and in any order.
+                            let first_buffered = (flushed_seq + 1 - segment.first_seq) as usize;
+                            buffered_view(segment, buffer, flushed_end, first_buffered..=segment.offsets.len() - 1)
+                        } else {
+                            let needed_end = segment.offsets.get(index + 1).map_or(segment.end, |&o| u64::from(o));
+                            segment_view(segment, active_first, flushed_end, needed_end)?
+                        };
+                        self.sources.push(Source {
+                            first_seq: segment.first_seq,
+                            in_buffer,
+                            view,
+                            verified_end: segment.verified_end.clone(),
+                            job: None,
+                        });
+                        self.sources.len() - 1
+                    }
+                };
+            let offset = u64::from(segment.offsets[index]);
             self.batch.push_back(Planned {
                 seq,
-                offset: offset as usize,
+                offset: (offset - self.sources[source].view.base) as usize,
                 frame_bytes: u32::try_from(segment.frame_bytes(index)).expect("a frame is below 4 GiB"),
                 source: source as u32,
-                check_crc: u64::from(offset) >= segment.verified_end.load(Ordering::Acquire),
+                check_crc: offset >= segment.verified_end.load(Ordering::Acquire),
             });
         }
         Ok(())
@@ -448,7 +450,7 @@ fn segment_view(
     let covered = segment.view.as_ref().map_or(0, |(_, covered)| *covered);
     if covered < needed_end {
         let mapped = segment.file.map().map_err(|e| io_error(&segment.path, e))?;
-        let view = Arc::new(SegmentView { path: Arc::from(segment.path.as_path()), mapped });
+        let view = Arc::new(SegmentView { path: Arc::from(segment.path.as_path()), base: 0, mapped });
         let is_active = Some(segment.first_seq) == active_first;
         let covered = if segment.file.map_is_coherent() {
             view.bytes().len() as u64
@@ -460,6 +462,24 @@ fn segment_view(
         segment.view = Some((view, covered));
     }
     Ok(segment.view.as_ref().expect("view set above").0.clone())
+}
+
+/// A view of the frames at local indexes `indexes` of the active segment,
+/// copied out of the writer's buffer (which starts at file offset
+/// `flushed_end`). Readers read appended frames that are not in the file
+/// yet here, instead of asking the writer to write them out: a reader
+/// never writes. The copy costs what the frames weigh, and only frames a
+/// reader plans to hand out are copied.
+fn buffered_view(
+    segment: &Segment,
+    buffer: &[u8],
+    flushed_end: u64,
+    indexes: std::ops::RangeInclusive<usize>,
+) -> Arc<SegmentView> {
+    let from = u64::from(segment.offsets[*indexes.start()]);
+    let to = segment.offsets.get(indexes.end() + 1).map_or(segment.end, |&o| u64::from(o));
+    let bytes = buffer[(from - flushed_end) as usize..(to - flushed_end) as usize].to_vec();
+    Arc::new(SegmentView { path: Arc::from(segment.path.as_path()), base: from, mapped: Arc::new(CopiedBytes(bytes)) })
 }
 
 /// How much of each frame a point read prefetches (a page's records are
@@ -484,24 +504,16 @@ fn prefetch(byte: &u8) {
 /// Reads the records of `seqs` with one lock acquisition: each is its
 /// entry, or `None` if it was released or never appended. Each frame is
 /// checked as [`Reader::next`] checks it.
-pub(crate) fn read_points(inner: &Arc<Inner>, seqs: &[u64]) -> Result<Vec<Option<Entry>>> {
-    let mut reader = Reader::with_batch(inner.clone(), 1, seqs.len());
-    {
-        let mut state = inner.lock_state();
-        // Records still in the write buffer are invisible until flushed.
-        let buffered = |seq: u64| seq > state.flushed_seq && seq < state.next_seq;
-        if !inner.options.read_only && seqs.iter().any(|&seq| buffered(seq)) {
-            inner.flush_locked(&mut state)?;
-        }
-        reader.plan_points(&mut state, seqs)?;
-    }
+pub(crate) fn read_points(shared: &Arc<Shared>, seqs: &[u64]) -> Result<Vec<Option<Entry>>> {
+    let mut reader = Reader::with_batch(shared.clone(), 1, seqs.len());
+    reader.plan_points(&mut shared.lock_state(), seqs)?;
     reader.prefetch_planned();
     let mut entries = Vec::with_capacity(seqs.len());
     for &seq in seqs {
         let entry = match reader.batch.front() {
             Some(planned) if planned.seq == seq => {
                 let planned = reader.batch.pop_front().expect("front exists");
-                Some(reader.entry(planned).map_err(|e| inner.noted(e))?)
+                Some(reader.entry(planned).map_err(|e| shared.noted(e))?)
             }
             _ => None,
         };
@@ -530,7 +542,7 @@ impl Iterator for Reader {
             Err(error) => {
                 self.failed = true;
                 self.batch.clear();
-                Some(Err(self.inner.noted(error)))
+                Some(Err(self.shared.noted(error)))
             }
         }
     }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 pub(crate) const RELEASE_LOG_NAME: &str = "release.log";
 use std::sync::Arc;
 
+use crate::error::{io_error, Result};
 use crate::storage::{Storage, StorageFile};
-use crate::{io_error, Result};
 
 /// Bytes of one entry.
 pub(crate) const ENTRY_BYTES: usize = 20;

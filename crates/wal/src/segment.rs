@@ -1,11 +1,15 @@
-//! Segment files: naming, the 32-byte header, and the in-memory index of one
-//! segment (frame offsets, released records, live bytes).
+//! Segment files: naming, the 32-byte header, the sidecar, creating a
+//! segment file, and the in-memory index of one segment (frame offsets,
+//! released records, live bytes).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::storage::{Mapped, StorageFile};
+use crate::error::{io_error, Error, Result};
+use crate::frame::{decode_at, FRAME_HEADER_BYTES};
+use crate::options::WalOptions;
+use crate::storage::{Mapped, Storage, StorageFile};
 
 /// Magic bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"PLOGSEG\0";
@@ -74,6 +78,35 @@ fn parse_numbered(path: &Path, suffix: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// Creates a segment file with its header, preallocated, durable with its
+/// directory entry (crash case W3 in [`crate::format`]).
+pub(crate) fn create_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    first_seq: u64,
+    options: &WalOptions,
+) -> Result<Segment> {
+    let path = segment_path(dir, first_seq);
+    let file: Arc<dyn StorageFile> = storage.open(&path, true).map_err(|e| io_error(&path, e))?;
+    file.set_len(0).map_err(|e| io_error(&path, e))?;
+    file.write_all_at(&encode_header(first_seq), 0).map_err(|e| io_error(&path, e))?;
+    if options.preallocate {
+        file.allocate(options.segment_bytes_max).map_err(|e| io_error(&path, e))?;
+    }
+    file.sync_all().map_err(|e| io_error(&path, e))?;
+    storage.sync_dir(dir).map_err(|e| io_error(dir, e))?;
+    Ok(Segment::new(first_seq, path, file))
+}
+
+/// Writes a whole small file (a sidecar) and fsyncs it, not its directory
+/// entry.
+pub(crate) fn write_durably(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> Result<()> {
+    let file = storage.open(path, true).map_err(|e| io_error(path, e))?;
+    file.set_len(0).map_err(|e| io_error(path, e))?;
+    file.write_all_at(bytes, 0).map_err(|e| io_error(path, e))?;
+    file.sync_all().map_err(|e| io_error(path, e))
+}
+
 /// Magic bytes at the start of every sidecar index file.
 pub(crate) const SIDECAR_MAGIC: [u8; 8] = *b"PLOGIDX\0";
 const SIDECAR_VERSION: u32 = 1;
@@ -134,7 +167,7 @@ pub(crate) fn decode_sidecar(bytes: &[u8], first_seq: u64, segment_bytes: u64) -
         if offset < expected_start || (expected_start == SEGMENT_HEADER_BYTES && offset != SEGMENT_HEADER_BYTES) {
             return Err("sidecar offsets out of order");
         }
-        expected_start = offset + crate::FRAME_HEADER_BYTES;
+        expected_start = offset + FRAME_HEADER_BYTES;
     }
     if expected_start > segment_bytes || (offsets.is_empty() && segment_bytes != SEGMENT_HEADER_BYTES) {
         return Err("sidecar offsets past the segment end");
@@ -142,12 +175,25 @@ pub(crate) fn decode_sidecar(bytes: &[u8], first_seq: u64, segment_bytes: u64) -
     Ok(offsets)
 }
 
-/// A read view of one segment file, with the file's path, so that what is
-/// read through it can say where it came from.
+/// A read view of one segment file, or of frames of it still in the
+/// writer's buffer, with the file's path, so that what is read through it
+/// can say where it came from.
 #[derive(Debug)]
 pub(crate) struct SegmentView {
     pub path: Arc<Path>,
+    /// The file offset of the view's first byte (0 for a view of the file).
+    pub base: u64,
     pub mapped: Arc<dyn Mapped>,
+}
+
+/// Bytes copied out of the writer's buffer, read as a view.
+#[derive(Debug)]
+pub(crate) struct CopiedBytes(pub Vec<u8>);
+
+impl Mapped for CopiedBytes {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl Mapped for SegmentView {
@@ -158,6 +204,21 @@ impl Mapped for SegmentView {
     fn populate(&self) {
         self.mapped.populate();
     }
+}
+
+/// CRC-checks the frame of `seq` at `offset`, `frame_bytes` long as the index
+/// says; damage is [`Error::Corrupt`] naming the file and offset.
+pub(crate) fn check_frame(bytes: &[u8], offset: usize, frame_bytes: u64, seq: u64, path: &Path) -> Result<()> {
+    let corrupt = |reason: String| Error::Corrupt { path: path.to_path_buf(), offset: offset as u64, reason };
+    let decoded = decode_at(bytes, offset, seq)
+        .map_err(|damage| corrupt(format!("frame failed its check on read (expected seq {seq}): {damage:?}")))?;
+    if decoded.frame_bytes() != frame_bytes {
+        return Err(corrupt(format!(
+            "frame of seq {seq} is {} bytes but the segment index says {frame_bytes}",
+            decoded.frame_bytes()
+        )));
+    }
+    Ok(())
 }
 
 /// One segment as the log keeps it in memory.

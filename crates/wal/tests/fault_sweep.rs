@@ -276,31 +276,50 @@ fn run_with_fault(
     }
 }
 
-#[test]
-fn a_power_loss_at_every_operation_keeps_every_acknowledged_record() {
-    let (mut points, mut crashes) = (0u64, 0u64);
+/// One run of the sweep: a policy, a seed (its workload), and the operation
+/// a fault hits, of `total` in a clean run.
+struct Point<'a> {
+    policy: SyncPolicy,
+    seed: u64,
+    steps: &'a [Step],
+    at: u64,
+    total: u64,
+}
+
+/// Calls `check` for every operation of every workload under every policy;
+/// returns how many operations there were.
+fn every_operation(mut check: impl FnMut(&Point<'_>)) -> u64 {
+    let mut operations = 0;
     for policy in policies() {
         for seed in 1..=seeds() {
             let steps = workload(seed);
             let total = clean_run_ops(&steps, seed, policy);
-            points += total;
+            operations += total;
             for at in 1..=total {
-                let torn = (seed * 997 + at * 131) as usize % 3000;
-                for mode in [CrashMode::DropUnsynced, CrashMode::KeepUnsyncedPrefix(torn)] {
-                    let what =
-                        format!("{policy:?} seed {seed}: power loss before operation {at} of {total} ({mode:?})");
-                    let (sim, storage, told, wal) = run_with_fault(policy, seed, &steps, Fault::Crash { at, mode });
-                    drop(wal); // its close fails: the "process" is gone
-                    assert!(storage.crashed(), "{what}: the crash point was reached");
-                    crashes += 1;
-                    let durable_seq = told.durable_seq;
-                    check_reopened(&sim, policy, &told, &|seq| seq <= durable_seq, true, &what);
-                }
+                check(&Point { policy, seed, steps: &steps, at, total });
             }
         }
     }
+    operations
+}
+
+#[test]
+fn a_power_loss_at_every_operation_keeps_every_acknowledged_record() {
+    let mut crashes = 0u64;
+    let operations = every_operation(|&Point { policy, seed, steps, at, total }| {
+        let torn = (seed * 997 + at * 131) as usize % 3000;
+        for mode in [CrashMode::DropUnsynced, CrashMode::KeepUnsyncedPrefix(torn)] {
+            let what = format!("{policy:?} seed {seed}: power loss before operation {at} of {total} ({mode:?})");
+            let (sim, storage, told, wal) = run_with_fault(policy, seed, steps, Fault::Crash { at, mode });
+            drop(wal); // its close fails: the "process" is gone
+            assert!(storage.crashed(), "{what}: the crash point was reached");
+            crashes += 1;
+            let durable_seq = told.durable_seq;
+            check_reopened(&sim, policy, &told, &|seq| seq <= durable_seq, true, &what);
+        }
+    });
     println!(
-        "crash points: {points} operations over {} seeds x {} policies, {crashes} power losses, 0 violations",
+        "crash points: {operations} operations over {} seeds x {} policies, {crashes} power losses, 0 violations",
         seeds(),
         policies().len()
     );
@@ -308,53 +327,35 @@ fn a_power_loss_at_every_operation_keeps_every_acknowledged_record() {
 
 #[test]
 fn an_io_error_at_every_operation_loses_nothing_acknowledged() {
-    let (mut points, mut faults) = (0u64, 0u64);
-    for policy in policies() {
-        for seed in 1..=seeds() {
-            let steps = workload(seed);
-            let total = clean_run_ops(&steps, seed, policy);
-            points += total;
-            for at in 1..=total {
-                for (errno, persistent) in [(EIO, false), (EIO, true), (ENOSPC, false), (ENOSPC, true)] {
-                    let fault = Fault::Fail { at, errno, persistent };
-                    let what = format!(
-                        "{policy:?} seed {seed}: errno {errno} at operation {at} of {total}, persistent {persistent}"
-                    );
-                    // The process goes on and is restarted: every acknowledged
-                    // record is back (written, if not synced).
-                    let (sim, storage, told, wal) = run_with_fault(policy, seed, &steps, fault);
-                    if let Some(wal) = wal {
-                        if told.poisoned {
-                            assert!(
-                                matches!(wal.append(b"x"), Err(Error::Poisoned { .. })),
-                                "{what}: poisoned stays poisoned"
-                            );
-                        }
-                    }
-                    assert!(storage.injected() > 0, "{what}: the fault was injected");
-                    storage.disarm();
-                    check_reopened(&sim, policy, &told, &|_| true, false, &format!("{what}, restarted"));
-                    // The power fails right after the workload: what was
-                    // durable then is back.
-                    let (sim, _, told, wal) = run_with_fault(policy, seed, &steps, fault);
-                    sim.crash(CrashMode::DropUnsynced);
-                    drop(wal);
-                    let durable_seq = told.durable_seq;
-                    check_reopened(
-                        &sim,
-                        policy,
-                        &told,
-                        &|seq| seq <= durable_seq,
-                        true,
-                        &format!("{what}, power loss"),
-                    );
-                    faults += 1;
+    let mut faults = 0u64;
+    let operations = every_operation(|&Point { policy, seed, steps, at, total }| {
+        for (errno, persistent) in [(EIO, false), (EIO, true), (ENOSPC, false), (ENOSPC, true)] {
+            let fault = Fault::Fail { at, errno, persistent };
+            let what =
+                format!("{policy:?} seed {seed}: errno {errno} at operation {at} of {total}, persistent {persistent}");
+            // The process goes on and is restarted: every acknowledged
+            // record is back (written, if not synced).
+            let (sim, storage, told, wal) = run_with_fault(policy, seed, steps, fault);
+            if let Some(wal) = wal {
+                if told.poisoned {
+                    assert!(matches!(wal.append(b"x"), Err(Error::Poisoned { .. })), "{what}: poisoned stays poisoned");
                 }
             }
+            assert!(storage.injected() > 0, "{what}: the fault was injected");
+            storage.disarm();
+            check_reopened(&sim, policy, &told, &|_| true, false, &format!("{what}, restarted"));
+            // The power fails right after the workload: what was durable
+            // then is back.
+            let (sim, _, told, wal) = run_with_fault(policy, seed, steps, fault);
+            sim.crash(CrashMode::DropUnsynced);
+            drop(wal);
+            let durable_seq = told.durable_seq;
+            check_reopened(&sim, policy, &told, &|seq| seq <= durable_seq, true, &format!("{what}, power loss"));
+            faults += 1;
         }
-    }
+    });
     println!(
-        "I/O error sweep: {points} operations over {} seeds x {} policies, {faults} faults (EIO and ENOSPC, transient and persistent), each checked after a restart and after a power loss, 0 violations",
+        "I/O error sweep: {operations} operations over {} seeds x {} policies, {faults} faults (EIO and ENOSPC, transient and persistent), each checked after a restart and after a power loss, 0 violations",
         seeds(),
         policies().len()
     );
