@@ -3,8 +3,11 @@
 //!
 //! A child process (this test binary, re-executed) runs an engine on small
 //! segments: pause, queue from two writers, catch up (segments are sealed,
-//! drained and deleted all the time), with a key the destination rejects so
-//! that catch-up errors come and go. Meanwhile the parent runs `status`,
+//! drained and deleted all the time) while a third writer submits new keys
+//! (delivered live past the backlog: seq markers in the data log), then
+//! submit live while Running (seqs the data log later skips, by markers or
+//! a rotation), with a key the destination rejects so that catch-up errors
+//! come and go. Meanwhile the parent runs `status`,
 //! `queued` (a page, and a key filter), `errors` and `verify` in a loop and
 //! asserts that every run succeeds and that `verify` finds no problem.
 //!
@@ -62,7 +65,8 @@ fn child_entry() {
         .segment_bytes_max(SEGMENT_BYTES)
         .open()
         .expect("child engine opens");
-    let map = engine.table_map(MAP, MapConfig::default(), Arc::new(RejectOneKey)).expect("map opens");
+    let config = MapConfig { live_pass_through: true, ..MapConfig::default() };
+    let map = engine.table_map(MAP, config, Arc::new(RejectOneKey)).expect("map opens");
     println!("READY");
     for round in 0u64.. {
         map.pause().expect("pause");
@@ -77,7 +81,19 @@ fn child_entry() {
             }
         });
         map.resume(ResumeMode::CatchUp).expect("resume");
+        // New keys during the catch-up: delivered live past the backlog.
+        for n in 0..50 {
+            let key = format!("NEW-{round}-{n}");
+            map.submit(Record::new(key, Op::Create, vec![b'n'; PAYLOAD_BYTES])).expect("submit during catch-up");
+        }
         map.wait_for(|state| matches!(state, MapState::Running), Duration::from_secs(60)).expect("catch-up ends");
+        // Live seqs the data log skips at the next append: a short gap
+        // (markers) or a long one (a rotation).
+        let live = if round % 2 == 0 { 40 } else { 400 };
+        for n in 0..live {
+            let key = format!("LIVE-{}", n % 50);
+            map.submit(Record::new(key, Op::Update, vec![b'l'; PAYLOAD_BYTES])).expect("live submit");
+        }
         if round % 4 == 3 {
             map.discard_errors(Selection::All).expect("discard errors");
         }

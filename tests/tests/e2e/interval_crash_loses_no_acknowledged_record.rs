@@ -55,7 +55,7 @@ fn child_paused_writers(engine: &Engine) {
 /// How long the catching-up child's destination takes per record: the
 /// replay must still be running when the kill comes.
 const DELIVERY_DELAY: Duration = Duration::from_millis(2);
-const CATCH_UP_BACKLOG: u64 = 2_000;
+const CATCH_UP_BACKLOG: u64 = 1_000;
 /// Replay batch of the catching-up child: several rounds of distinct keys.
 const CATCH_UP_BATCH_RECORDS: usize = 20;
 
@@ -114,7 +114,10 @@ fn interval_catching_up_map_delivers_every_acknowledged_record_after_sigkill() {
     for round in 0..crash_rounds() {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().join("data");
-        let threshold = CATCH_UP_BACKLOG as usize + kill_after(round);
+        // Fewer than the paused writers: all of these records are replayed
+        // on reopen, and Strict ordering over 14 keys replays them in small
+        // batches.
+        let threshold = CATCH_UP_BACKLOG as usize + 2_000 + (round * 7_919) % 3_000;
         // Bounded, so that a long run's later rounds do not wait for
         // thousands of slow deliveries while the writers run on.
         let deliveries = 20 + (round * 13) % 200;

@@ -37,41 +37,47 @@ fn release_log(dir: &Path) -> PathBuf {
     dir.join("maps").join("m").join("data").join("release.log")
 }
 
-/// A closed engine whose map has delivered 40 records (released in several
-/// release.log entries) and holds 100 queued ones.
-fn closed_engine_with_a_queue() -> tempfile::TempDir {
-    let fixture = Fixture::new(MapConfig { replay_batch_records: 10, ..MapConfig::default() });
-    fixture.queue(40, |n| format!("K{n}"));
-    fixture.map.resume(ResumeMode::CatchUp).expect("resume");
-    wait_running(&fixture.map);
+/// A closed engine whose map has delivered 3 backlogs of 20 records (each
+/// catch-up releases them in its own release.log entry) and holds 100
+/// queued ones, whose seqs it returns.
+fn closed_engine_with_a_queue() -> (tempfile::TempDir, Vec<u64>) {
+    let fixture = Fixture::new(MapConfig::default());
+    for backlog in 0..3 {
+        fixture.queue(20, |n| format!("K{backlog}-{n}"));
+        fixture.map.resume(ResumeMode::CatchUp).expect("resume");
+        wait_running(&fixture.map);
+    }
     fixture.queue(100, |n| format!("Q{n}"));
-    assert_eq!(fixture.map.stats().queued_records, 100);
+    let queued: Vec<u64> = all_queued(&fixture.map, None).iter().map(|record| record.seq).collect();
+    assert_eq!(queued.len(), 100);
     let Fixture { map, engine, dir, .. } = fixture;
     drop(map);
     engine.close().expect("close");
     let report = pauselog::verify(dir.path()).expect("verify");
     assert!(report.problems.is_empty(), "a healthy directory: {:?}", report.problems);
-    dir
+    (dir, queued)
 }
 
 #[test]
 fn a_release_log_entry_added_behind_the_log_releasing_queued_records_is_reported() {
-    let dir = closed_engine_with_a_queue();
-    // Seqs 1..=40 were delivered; 41..=140 are queued. Release 60..=69.
+    let (dir, queued) = closed_engine_with_a_queue();
+    // Release ten queued records in the middle of the queue.
+    let (lo, hi) = (queued[20], queued[29]);
+    assert_eq!(hi - lo, 9, "queued seqs are consecutive");
     let path = release_log(dir.path());
     let mut bytes = std::fs::read(&path).expect("read release.log");
-    bytes.extend_from_slice(&entry(60, 69));
+    bytes.extend_from_slice(&entry(lo, hi));
     std::fs::write(&path, bytes).expect("write release.log");
 
     let report = pauselog::verify(dir.path()).expect("verify");
     let found =
         report.problems.iter().find(|p| p.contains("queued seqs")).unwrap_or_else(|| panic!("{:?}", report.problems));
-    assert!(found.contains("10 queued seqs between 60 and 69"), "{found}");
+    assert!(found.contains(&format!("10 queued seqs between {lo} and {hi}")), "{found}");
 }
 
 #[test]
 fn a_release_log_entry_damaged_before_valid_ones_is_reported_with_its_offset() {
-    let dir = closed_engine_with_a_queue();
+    let (dir, _) = closed_engine_with_a_queue();
     let path = release_log(dir.path());
     let mut bytes = std::fs::read(&path).expect("read release.log");
     assert!(bytes.len() >= 2 * ENTRY_BYTES, "several releases: {} bytes", bytes.len());
