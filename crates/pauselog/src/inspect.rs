@@ -20,10 +20,9 @@
 //! and decodes its active segment, like an engine's open. `status` and
 //! unfiltered pages then take their counts and bytes from the logs' indexes
 //! (per seq range, nothing decoded) and read only the records they show. A
-//! page filtered by key reads every record of its list (the queue, or the
-//! catch-up errors), because the key postings live in the engine's memory
-//! and in its index store, which the engine holds locked. `verify` reads
-//! everything.
+//! page filtered by key reads every live record of the data log to find
+//! the key's: the engine's key run files (`keys/`) are not read here yet.
+//! `verify` reads everything.
 
 mod verify;
 
