@@ -11,8 +11,14 @@
 //! every frame it checks counts as verified for readers too. Damage it
 //! finds is logged with `tracing::error!` naming the file and offset, and
 //! kept for [`crate::Wal::damage`]; readers and `Wal::verify` report what
-//! they find there as well. Closing the log stops the thread within one run
-//! of frames (about 1 MiB).
+//! they find there as well.
+//!
+//! Closing the log does not wait for the thread: it tells it to stop, and
+//! the thread ends after its current run of frames (about 1 MiB) whenever
+//! it next gets a core, which at its priority may take a while on a busy
+//! machine. It holds no strong reference to the log while it checks (only
+//! the segment's own view), so a closed log's files and directory lock are
+//! not kept by it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -59,10 +65,9 @@ impl Checker {
         let _ = self.thread.join();
     }
 
-    /// Stops the check and waits for its thread.
+    /// Tells the check to stop, without waiting for it (see the module docs).
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
-        self.finish();
     }
 }
 
@@ -71,12 +76,15 @@ impl Checker {
 fn run(shared: &Weak<Shared>, stop: &AtomicBool) {
     let mut below_seq = u64::MAX;
     while !stop.load(Ordering::Relaxed) {
-        let Some(shared) = shared.upgrade() else { return };
-        let Some(job) = next_job(&shared, &mut below_seq) else { return };
+        let Some(job) = shared.upgrade().and_then(|shared| next_job(&shared, &mut below_seq)) else { return };
         while !stop.load(Ordering::Relaxed) {
             let Some(run) = job.claim(RUN_BYTES) else { break };
             if let Err(Error::Corrupt { path, offset, reason }) = job.check(run) {
-                shared.note_damage(Damage { path, offset, reason });
+                let damage = Damage { path, offset, reason };
+                match shared.upgrade() {
+                    Some(shared) => shared.note_damage(damage),
+                    None => tracing::error!(%damage, "damage found in a log file, after the log was closed"),
+                }
                 break;
             }
         }

@@ -31,6 +31,11 @@ pub struct Wal {
     /// ends or the log closes.
     checker: Mutex<Option<Checker>>,
     closed: AtomicBool,
+    /// The directory lock (none when read-only). Held by the log itself, not
+    /// by its shared state, so that a reader or the background check
+    /// lingering after the log is dropped does not keep the directory
+    /// locked.
+    _lock: Option<Box<dyn fmt::Debug + Send + Sync>>,
 }
 
 /// Figures of a log at one moment.
@@ -87,13 +92,14 @@ impl Wal {
         };
         let state = crate::recovery::recover(dir, &options, storage.as_ref())?;
         let read_only = options.read_only;
-        let shared = Arc::new(Shared::new(dir.to_path_buf(), options, storage, state, lock));
+        let shared = Arc::new(Shared::new(dir.to_path_buf(), options, storage, state));
         let checker = if read_only { None } else { Checker::start(&shared) };
         let wal = Wal {
             shared,
             commit: GroupCommit::default(),
             checker: Mutex::new(checker),
             closed: AtomicBool::new(false),
+            _lock: lock,
         };
         tracing::debug!(dir = %dir.display(), stats = ?wal.stats(), "wal opened");
         Ok(wal)

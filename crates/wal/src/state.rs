@@ -5,7 +5,6 @@
 //! knows none of them.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -47,8 +46,6 @@ pub(crate) struct Shared {
     /// The first damage found in this process (by the background check, a
     /// reader or `Wal::verify`).
     damage: Mutex<Option<Damage>>,
-    /// The directory lock, held while the log is open (none when read-only).
-    _lock: Option<Box<dyn fmt::Debug + Send + Sync>>,
 }
 
 /// The log's mutable state, under `Shared::state`.
@@ -79,13 +76,7 @@ pub(crate) struct State {
 
 impl Shared {
     /// The shared parts of a log just recovered into `state`.
-    pub fn new(
-        dir: PathBuf,
-        options: WalOptions,
-        storage: Arc<dyn Storage>,
-        state: State,
-        lock: Option<Box<dyn fmt::Debug + Send + Sync>>,
-    ) -> Shared {
+    pub fn new(dir: PathBuf, options: WalOptions, storage: Arc<dyn Storage>, state: State) -> Shared {
         let durable_seq = state.next_seq - 1;
         Shared {
             dir,
@@ -101,7 +92,6 @@ impl Shared {
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(String::new()),
             damage: Mutex::new(None),
-            _lock: lock,
         }
     }
 
