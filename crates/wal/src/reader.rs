@@ -1,4 +1,5 @@
-//! Readers: iterate frames through memmap2 views while appends continue.
+//! Readers: iterate frames through memmap2 views while appends continue, and
+//! frames still in the writer's buffer through a copy of them.
 
 use std::collections::VecDeque;
 use std::fmt;
