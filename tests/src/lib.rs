@@ -165,8 +165,11 @@ impl Destination for TestDest {
                 open = gate.1.wait(open).unwrap();
             }
         }
+        // Counted and taken under one lock: with several lanes calling at
+        // once, `unavailable_after(n)` still accepts exactly n records.
+        let mut delivered = self.delivered.lock().unwrap();
         let limit = self.unavailable_after.load(Ordering::SeqCst);
-        if limit > 0 && self.delivered.lock().unwrap().len() as u64 + 1 >= limit {
+        if limit > 0 && delivered.len() as u64 + 1 >= limit {
             self.unavailable.store(true, Ordering::SeqCst);
             self.unavailable_after.store(0, Ordering::SeqCst);
         }
@@ -176,7 +179,7 @@ impl Destination for TestDest {
         if self.reject_keys.lock().unwrap().contains(&record.key) {
             return Err(DeliveryError::Rejected(format!("validation failed for {}", record.key)));
         }
-        self.delivered.lock().unwrap().push(record.clone());
+        delivered.push(record.clone());
         Ok(())
     }
 
