@@ -184,6 +184,10 @@ pub struct MapStatus {
     /// Records delivered live during catch-up instead of queued (R23),
     /// since the map was opened.
     pub passed_through: u64,
+    /// Damage to durable data found in the map's logs (file, offset, what;
+    /// R19): restore the file from a backup. Absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage: Option<String>,
 }
 
 /// A maintenance window (SPEC R14).

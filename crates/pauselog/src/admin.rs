@@ -479,6 +479,7 @@ pub fn map_status(name: &str, stats: MapStats) -> dto::MapStatus {
         last_error,
         lanes_busy,
         passed_through,
+        damage,
     } = stats;
     let StateFields { state, paused_since, pause_reason, pause_window } = state_dto(&state);
     dto::MapStatus {
@@ -502,5 +503,6 @@ pub fn map_status(name: &str, stats: MapStats) -> dto::MapStatus {
         last_error,
         lanes_busy,
         passed_through,
+        damage,
     }
 }

@@ -118,6 +118,16 @@ impl Error {
         Error::InvalidState { map: map.to_owned(), state, action: action.to_owned() }
     }
 
+    /// A record that passed its CRC but does not decode: names its file
+    /// and frame offset (R19).
+    pub(crate) fn undecodable(entry: &pauselog_wal::Entry, what: &str) -> Error {
+        Error::Corrupt {
+            path: entry.path().to_path_buf(),
+            offset: entry.offset(),
+            reason: format!("seq {} passed its CRC but {what}", entry.seq()),
+        }
+    }
+
     pub(crate) fn from_wal(map: &str, error: pauselog_wal::Error) -> Error {
         use pauselog_wal::Error as W;
         match error {

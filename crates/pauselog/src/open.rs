@@ -178,11 +178,8 @@ pub(crate) fn read_durable(name: &str, meta: &Wal) -> Result<Durable> {
     };
     for entry in meta.reader(1) {
         let entry = entry.map_err(|e| Error::from_wal(name, e))?;
-        let event = meta::decode_event(entry.body()).map_err(|reason| Error::Corrupt {
-            path: meta.dir().to_path_buf(),
-            offset: 0,
-            reason: format!("meta event seq {} passed its CRC but does not decode: {reason}", entry.seq()),
-        })?;
+        let event = meta::decode_event(entry.body())
+            .map_err(|reason| Error::undecodable(&entry, &format!("does not decode as a meta event: {reason}")))?;
         durable.apply(event);
     }
     Ok(durable)
@@ -236,7 +233,7 @@ fn load_keys(name: &str, dir: &Path, data: &Wal) -> Result<KeyRuns> {
             markers.push(entry.seq());
             continue;
         }
-        keys.insert(record_key(data, &entry)?, entry.seq()).map_err(Error::from_index)?;
+        keys.insert(record_key(&entry)?, entry.seq()).map_err(Error::from_index)?;
         tail_records += 1;
     }
     for seq in markers {
@@ -272,7 +269,7 @@ fn rebuild_gap(
             markers.push(entry.seq());
             continue;
         }
-        chunk.push((record_key(data, &entry)?.to_owned(), entry.seq()));
+        chunk.push((record_key(&entry)?.to_owned(), entry.seq()));
         if chunk.len() >= run_records_max {
             let hi = entry.seq();
             keys.insert_run(lo, hi, &chunk).map_err(Error::from_index)?;
@@ -285,12 +282,8 @@ fn rebuild_gap(
     Ok(())
 }
 
-fn record_key<'e>(data: &Wal, entry: &'e pauselog_wal::Entry) -> Result<&'e str> {
-    codec::decode_key(entry.body()).ok_or_else(|| Error::Corrupt {
-        path: data.dir().to_path_buf(),
-        offset: 0,
-        reason: format!("record seq {} passed its CRC but its key does not decode", entry.seq()),
-    })
+fn record_key(entry: &pauselog_wal::Entry) -> Result<&str> {
+    codec::decode_key(entry.body()).ok_or_else(|| Error::undecodable(entry, "its key does not decode"))
 }
 
 /// Scans the data log: records at or after head are queued, earlier ones
@@ -319,11 +312,8 @@ fn scan_into(
             markers.push(seq);
             continue;
         }
-        let key = codec::decode_key(entry.body()).ok_or_else(|| Error::Corrupt {
-            path: data.dir().to_path_buf(),
-            offset: 0,
-            reason: format!("record seq {seq} passed its CRC but its key does not decode"),
-        })?;
+        let key =
+            codec::decode_key(entry.body()).ok_or_else(|| Error::undecodable(&entry, "its key does not decode"))?;
         if seq >= durable.head {
             queue.insert(key, seq).map_err(Error::from_index)?;
         } else if durable.errors.get(seq).is_some() {

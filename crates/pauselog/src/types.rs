@@ -398,4 +398,9 @@ pub struct MapStats {
     /// Records delivered live during catch-up instead of queued (R23),
     /// since the map was opened.
     pub passed_through: u64,
+    /// Damage to durable data found in the map's logs since they were
+    /// opened (by the check of sealed segments that runs right after open,
+    /// or by a read): the file, the byte offset and what is wrong (R19).
+    /// Restore the file from a backup; pauselog never skips it silently.
+    pub damage: Option<String>,
 }

@@ -22,11 +22,9 @@ pub(crate) fn read_many(data: &Wal, seqs: &[u64]) -> Result<Vec<Option<QueuedRec
         .zip(seqs)
         .map(|(entry, &seq)| {
             let Some(entry) = entry else { return Ok(None) };
-            codec::decode_record(seq, entry.body()).map(Some).ok_or_else(|| Error::Corrupt {
-                path: data.dir().to_path_buf(),
-                offset: 0,
-                reason: format!("record seq {seq} passed its CRC but does not decode as a queued record"),
-            })
+            codec::decode_record(seq, entry.body())
+                .map(Some)
+                .ok_or_else(|| Error::undecodable(&entry, "does not decode as a queued record"))
         })
         .collect()
 }

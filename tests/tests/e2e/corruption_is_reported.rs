@@ -184,3 +184,30 @@ fn zeroed_frame_header_with_its_body_left_is_a_torn_tail_too() {
 
     assert_eq!(reopen_queued_seqs(dir.path()), (1..RECORDS).collect::<Vec<_>>());
 }
+
+/// R19: damage in a sealed segment that its sidecar lets the open skip is
+/// found right after the open by the check of sealed segments, before any
+/// reader reaches it, and the map's figures name the file and the offset.
+#[test]
+fn damage_found_after_open_shows_in_the_stats_with_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    queue_and_close(dir.path());
+    let sealed = data_segments(dir.path())[1].clone();
+    let frame = frames(&sealed)[3];
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    bytes[frame.offset + FRAME_HEADER_BYTES + 10] ^= 0x20;
+    std::fs::write(&sealed, &bytes).unwrap();
+
+    let engine = small_segment_engine(dir.path());
+    let map = open_map(&engine, MAP, MapConfig::default(), &TestDest::new());
+    let deadline = std::time::Instant::now() + WAIT;
+    let damage = loop {
+        if let Some(damage) = map.stats().damage {
+            break damage;
+        }
+        assert!(std::time::Instant::now() < deadline, "the background check never reported the damage");
+        std::thread::yield_now();
+    };
+    assert!(damage.contains(&sealed.display().to_string()), "{damage}");
+    assert!(damage.contains(&format!("offset {}", frame.offset)), "{damage}");
+}

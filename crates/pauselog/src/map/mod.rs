@@ -403,9 +403,14 @@ impl MapShared {
             last_error: core.last_error.clone(),
             lanes_busy: if catching_up { core.lanes_busy } else { 0 },
             passed_through: core.passed_through,
+            damage: None,
         };
         let oldest = core.first_queued(&self.data);
         drop(core);
+        stats.damage = [&self.data, &self.meta]
+            .into_iter()
+            .find_map(|log| log.damage())
+            .map(|damage| format!("{} at offset {}: {}", damage.path.display(), damage.offset, damage.reason));
         if let Some(seq) = oldest.filter(|&seq| (head..=tail).contains(&seq)) {
             if let Ok(Some(record)) = crate::views::read_record(&self.data, seq) {
                 stats.oldest_queued_age = Some(now.duration_since(record.queued_at).unwrap_or_default());

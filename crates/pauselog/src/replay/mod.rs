@@ -306,11 +306,7 @@ impl<'m> Replay<'m> {
             if !codec::decode_record_into(seq, entry.body(), &mut record) {
                 self.read_through = seq - 1;
                 self.reader = None;
-                return Err(Error::Corrupt {
-                    path: self.map.data.dir().to_path_buf(),
-                    offset: 0,
-                    reason: format!("record seq {seq} passed its CRC but does not decode"),
-                });
+                return Err(Error::undecodable(&entry, "does not decode as a queued record"));
             }
             let hash = key_hash(&record.key);
             let id = self.first_id + self.window.len() as u64;
