@@ -1,6 +1,6 @@
-//! Index bench (R11, R19a): pages served by the key index against the same
-//! page answered by scanning the log, and reopening a saved index against
-//! rebuilding it by a log scan.
+//! Index bench (R11, R19a): pages for one key served by the key runs
+//! against the same page answered by scanning the log, and opening the key
+//! runs against rebuilding them by a log scan.
 //!
 //! Workload: 1,000,000 records of a 16-byte key and a 1000-byte payload
 //! over 10,000 keys (~1 GB of log); one key in 100 records is a hot key, so
@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pauselog_index::{Checkpoint, IndexStore, KeyIndex, SeqPage};
+use pauselog_index::{KeyRuns, RunOptions};
 use pauselog_wal::{SyncPolicy, Wal, WalOptions};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
@@ -24,12 +24,12 @@ const DEEP_AFTER_MATCHES: usize = 5_000;
 const P99_QUERY_COUNT: usize = 10_000;
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     wal: Wal,
-    index: KeyIndex,
-    store_dir: std::path::PathBuf,
+    keys: KeyRuns,
     key_count: u64,
-    deep_cursor: Option<String>,
+    /// The seq after which the deep page of the hot key starts.
+    deep_after: u64,
 }
 
 fn key_of(seq: u64, rng: &mut SmallRng, key_count: u64) -> String {
@@ -54,70 +54,72 @@ fn key_in(body: &[u8]) -> &[u8] {
     &body[2..2 + len]
 }
 
+fn keys_dir(dir: &Path) -> std::path::PathBuf {
+    dir.join("keys")
+}
+
 fn setup() -> Fixture {
     let scale = if pauselog_benches::quick() { 100 } else { 1 };
     let (record_count, key_count) = (1_000_000 / scale, 10_000 / scale);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::Builder::new().prefix("index").tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let wal = Wal::open(&dir.path().join("wal"), WalOptions::default().sync(SyncPolicy::Never)).expect("wal");
+    let (mut keys, _) = KeyRuns::open(&keys_dir(dir.path()), RunOptions::default()).expect("key runs");
     let mut rng = SmallRng::seed_from_u64(7);
     let payload = vec![0xab_u8; PAYLOAD_BYTES];
-    let mut index = KeyIndex::new();
     let started = Instant::now();
     for n in 1..=record_count {
         let key = key_of(n, &mut rng, key_count);
         let seq = wal.append(&encode(&key, &payload)).expect("append");
-        index.insert(&key, seq).expect("insert");
+        keys.insert(&key, seq).expect("insert");
     }
+    keys.flush().expect("flush");
     wal.sync().expect("sync");
     eprintln!("setup: {record_count} records over {key_count} keys in {:?}", started.elapsed());
-    let store_dir = dir.path().join("index");
-    let store = IndexStore::open(&store_dir).expect("store");
-    store.save("bench.queue", &index, Checkpoint { applied_through: record_count, tag: 0 }).expect("save");
-    drop(store);
-    let hot = index.key_seqs(HOT_KEY);
-    let deep_cursor = (hot.len() > PAGE_LIMIT).then(|| {
-        let skip = DEEP_AFTER_MATCHES.min(hot.len() - PAGE_LIMIT);
-        let mut after: Option<String> = None;
-        let mut seen = 0;
-        while seen < skip {
-            let page = index.page(Some(HOT_KEY), after.as_deref(), PAGE_LIMIT.min(skip - seen)).expect("page");
-            seen += page.seqs.len();
-            after = page.next;
-        }
-        after.expect("more pages")
+    let hot = keys.seqs(HOT_KEY, 0..=u64::MAX, usize::MAX);
+    let deep_after = hot[DEEP_AFTER_MATCHES.min(hot.len() - 1)];
+    Fixture { dir, wal, keys, key_count, deep_after }
+}
+
+/// A page for one key from the key runs: its first `PAGE_LIMIT` seqs after
+/// `after`, and its total.
+fn runs_page(keys: &KeyRuns, key: &str, after: u64) -> (Vec<u64>, u64) {
+    let seqs = keys.seqs(key, after + 1..=u64::MAX, PAGE_LIMIT);
+    let mut total = 0u64;
+    keys.for_each_seq(key, 0..=u64::MAX, |_| {
+        total += 1;
+        std::ops::ControlFlow::Continue(())
     });
-    Fixture { _dir: dir, wal, index, store_dir, key_count, deep_cursor }
+    (seqs, total)
 }
 
 /// The peer: the same page (and its total) by reading every record.
-fn scan_page(wal: &Wal, key: &str, after_matches: usize) -> SeqPage {
-    let mut page = SeqPage { seqs: Vec::with_capacity(PAGE_LIMIT), next: None, total: 0 };
+fn scan_page(wal: &Wal, key: &str, after: u64) -> (Vec<u64>, u64) {
+    let (mut seqs, mut total) = (Vec::with_capacity(PAGE_LIMIT), 0u64);
     for entry in wal.reader(1) {
         let entry = entry.expect("read");
         if key_in(entry.body()) == key.as_bytes() {
-            if page.total as usize >= after_matches && page.seqs.len() < PAGE_LIMIT {
-                page.seqs.push(entry.seq());
+            if entry.seq() > after && seqs.len() < PAGE_LIMIT {
+                seqs.push(entry.seq());
             }
-            page.total += 1;
+            total += 1;
         }
     }
-    page
+    (seqs, total)
 }
 
-/// The peer of a reopen: rebuild the index from the log.
-fn scan_rebuild(wal: &Wal) -> KeyIndex {
-    let mut index = KeyIndex::new();
+/// The peer of a reopen: index the log from scratch (in memory).
+fn scan_rebuild(wal: &Wal) -> KeyRuns {
+    let mut keys = KeyRuns::in_memory();
     for entry in wal.reader(1) {
         let entry = entry.expect("read");
         let key = std::str::from_utf8(key_in(entry.body())).expect("utf-8 key");
-        index.insert(key, entry.seq()).expect("insert");
+        keys.insert(key, entry.seq()).expect("insert");
     }
-    index
+    keys
 }
 
-fn load(store_dir: &Path) -> KeyIndex {
-    let store = IndexStore::open(store_dir).expect("store");
-    store.load("bench.queue").expect("load").expect("saved").0
+fn reopen(dir: &Path) -> KeyRuns {
+    KeyRuns::open(&keys_dir(dir), RunOptions::default()).expect("key runs").0
 }
 
 fn median_of(runs: usize, mut f: impl FnMut()) -> Duration {
@@ -138,39 +140,24 @@ fn random_key(rng: &mut SmallRng, key_count: u64) -> String {
 
 fn bench_index(c: &mut Criterion) {
     let fixture = setup();
-    let (index, wal, key_count) = (&fixture.index, &fixture.wal, fixture.key_count);
+    let (keys, wal, key_count) = (&fixture.keys, &fixture.wal, fixture.key_count);
     let mut rng = SmallRng::seed_from_u64(11);
 
-    // Sanity: index and scan answer the same pages.
+    // Sanity: the runs and the scan answer the same pages.
     let probe = random_key(&mut rng, key_count);
-    assert_eq!(index.page(Some(&probe), None, PAGE_LIMIT).expect("page").seqs, scan_page(wal, &probe, 0).seqs);
+    assert_eq!(runs_page(keys, &probe, 0), scan_page(wal, &probe, 0));
+    assert_eq!(runs_page(keys, HOT_KEY, fixture.deep_after), scan_page(wal, HOT_KEY, fixture.deep_after));
 
     let mut group = c.benchmark_group("index_page");
     group.bench_function("first_page_random_key", |b| {
-        b.iter(|| {
-            let key = random_key(&mut rng, key_count);
-            black_box(index.page(Some(&key), None, PAGE_LIMIT).expect("page"))
-        })
+        b.iter(|| black_box(runs_page(keys, &random_key(&mut rng, key_count), 0)))
     });
-    if let Some(cursor) = &fixture.deep_cursor {
-        group.bench_function("deep_page_hot_key", |b| {
-            b.iter(|| black_box(index.page(Some(HOT_KEY), Some(cursor), PAGE_LIMIT).expect("page")))
-        });
-    }
-    group.finish();
-
-    let mut group = c.benchmark_group("log_scan");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
-    group.bench_function("first_page_random_key", |b| {
-        b.iter(|| black_box(scan_page(wal, &random_key(&mut rng, key_count), 0)))
-    });
-    group.bench_function("deep_page_hot_key", |b| b.iter(|| black_box(scan_page(wal, HOT_KEY, DEEP_AFTER_MATCHES))));
-    group.bench_function("rebuild_index", |b| b.iter(|| black_box(scan_rebuild(wal))));
+    group.bench_function("deep_page_hot_key", |b| b.iter(|| black_box(runs_page(keys, HOT_KEY, fixture.deep_after))));
     group.finish();
 
     let mut group = c.benchmark_group("index_reopen");
     group.sample_size(10);
-    group.bench_function("load_from_store", |b| b.iter(|| black_box(load(&fixture.store_dir))));
+    group.bench_function("open_key_runs", |b| b.iter(|| black_box(reopen(fixture.dir.path()))));
     group.finish();
 
     report(&fixture);
@@ -178,62 +165,46 @@ fn bench_index(c: &mut Criterion) {
 
 /// Ratios and a p99, measured outside criterion (which reports means).
 fn report(fixture: &Fixture) {
-    let (index, wal, key_count) = (&fixture.index, &fixture.wal, fixture.key_count);
+    let (keys, wal, key_count) = (&fixture.keys, &fixture.wal, fixture.key_count);
     let mut rng = SmallRng::seed_from_u64(13);
     let mut latencies_ns: Vec<u128> = (0..P99_QUERY_COUNT)
         .map(|_| {
             let key = random_key(&mut rng, key_count);
             let started = Instant::now();
-            black_box(index.page(Some(&key), None, PAGE_LIMIT).expect("page"));
+            black_box(runs_page(keys, &key, 0));
             started.elapsed().as_nanos()
         })
         .collect();
     latencies_ns.sort_unstable();
     let p50 = latencies_ns[latencies_ns.len() / 2];
     let p99 = latencies_ns[latencies_ns.len() * 99 / 100];
-    println!("LATENCY index first page (limit {PAGE_LIMIT}, random key): p50 {p50} ns, p99 {p99} ns");
-    if let Some(cursor) = &fixture.deep_cursor {
-        let mut deep_ns: Vec<u128> = (0..P99_QUERY_COUNT)
-            .map(|_| {
-                let started = Instant::now();
-                black_box(index.page(Some(HOT_KEY), Some(cursor), PAGE_LIMIT).expect("page"));
-                started.elapsed().as_nanos()
-            })
-            .collect();
-        deep_ns.sort_unstable();
-        println!("LATENCY index deep page (hot key): p99 {} ns", deep_ns[deep_ns.len() * 99 / 100]);
-    }
+    println!(
+        "LATENCY key runs first page (limit {PAGE_LIMIT}, random key, with its total): p50 {p50} ns, p99 {p99} ns"
+    );
 
     let key = random_key(&mut rng, key_count);
     let ours = median_of(101, || {
-        black_box(index.page(Some(&key), None, PAGE_LIMIT).expect("page"));
+        black_box(runs_page(keys, &key, 0));
     });
     let peer = median_of(3, || {
         black_box(scan_page(wal, &key, 0));
     });
-    pauselog_benches::report_ratio("first page: index vs log scan", ns(ours), ns(peer), "ns");
-    if let Some(cursor) = &fixture.deep_cursor {
-        let ours = median_of(101, || {
-            black_box(index.page(Some(HOT_KEY), Some(cursor), PAGE_LIMIT).expect("page"));
-        });
-        let peer = median_of(3, || {
-            black_box(scan_page(wal, HOT_KEY, DEEP_AFTER_MATCHES));
-        });
-        pauselog_benches::report_ratio("deep page: index vs log scan", ns(ours), ns(peer), "ns");
-    }
+    pauselog_benches::report_ratio("first page: key runs vs log scan", ns(ours), ns(peer), "ns");
+    let ours = median_of(101, || {
+        black_box(runs_page(keys, HOT_KEY, fixture.deep_after));
+    });
+    let peer = median_of(3, || {
+        black_box(scan_page(wal, HOT_KEY, fixture.deep_after));
+    });
+    pauselog_benches::report_ratio("deep page of a hot key: key runs vs log scan", ns(ours), ns(peer), "ns");
     let ours = median_of(5, || {
-        black_box(load(&fixture.store_dir));
+        black_box(reopen(fixture.dir.path()));
     });
     let peer = median_of(3, || {
         black_box(scan_rebuild(wal));
     });
-    pauselog_benches::report_ratio("reopen: index load vs log scan", ms(ours), ms(peer), "ms");
-    println!(
-        "MEMORY index: {} entries, {} keys, memory_bytes {}",
-        index.len(),
-        index.key_count(),
-        index.memory_bytes()
-    );
+    pauselog_benches::report_ratio("reopen: open the key runs vs index the log", ms(ours), ms(peer), "ms");
+    println!("MEMORY key runs: {} heap bytes, {} run files", keys.memory_bytes(), keys.run_ranges().len());
 }
 
 fn ns(duration: Duration) -> f64 {

@@ -1,63 +1,63 @@
-//! The secondary index on integration key of pauselog (SPEC R10, R11, R19a).
+//! The key index of pauselog (R10, R11, R19a): where each integration key's
+//! records are in a log, on disk, so that what stays in memory is bounded by
+//! configuration, not by the queue.
 //!
-//! A [`KeyIndex`] covers one list of queued records (a map's queue, or its
-//! catch-up errors). The engine feeds it `(key, seq)` pairs in increasing seq
-//! order; the index answers pages in seq order with opaque, checked cursors,
-//! exact counts (total and per key), and moves or drops seq ranges between
-//! lists without touching each record. It knows nothing of the log format
-//! or of table maps. An [`IndexStore`] saves indexes to sled so that opening
-//! a full queue does not rescan its log; everything it holds is derived and
-//! can be rebuilt from the log.
+//! A [`KeyRuns`] takes `(key, seq)` pairs in increasing seq order. It keeps
+//! the latest ones in a memory run and writes every
+//! [`RunOptions::run_records_max`] of them as an immutable, CRC-checked run
+//! file, mapped read-only; it answers the seqs of one key in a seq range by
+//! reading only that key's postings. Which of those records are still in a
+//! list (queued, or a catch-up error) is the owner's business. [`Cursor`]s
+//! are the versioned, checked page cursors. It knows nothing of the log
+//! format or of table maps; everything in it is derived from a log and can
+//! be rebuilt from it.
 //!
 //! ```
-//! use pauselog_index::{Checkpoint, IndexStore, KeyIndex};
+//! use pauselog_index::{KeyRuns, RunOptions};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut queue = KeyIndex::new();
-//! for seq in 1..=5 {
-//!     queue.insert(if seq % 2 == 0 { "USMF|CUST-2" } else { "USMF|CUST-1" }, seq)?;
-//! }
-//!
-//! // One key, two at a time, following the cursor.
-//! let first = queue.page(Some("USMF|CUST-1"), None, 2)?;
-//! assert_eq!((first.seqs.as_slice(), first.total), (&[1, 3][..], 3));
-//! let second = queue.page(Some("USMF|CUST-1"), first.next.as_deref(), 2)?;
-//! assert_eq!((second.seqs.as_slice(), second.next), (&[5][..], None));
-//!
-//! // The replay delivered seqs 1..=2; skip-to-live preserves the rest.
-//! queue.release_through(2);
-//! let mut errors = KeyIndex::new();
-//! queue.move_range_into(0..=u64::MAX, &mut errors);
-//! assert_eq!((queue.len(), errors.count(Some("USMF|CUST-2"))), (0, 1));
-//!
-//! // Saved indexes come back without a log scan.
 //! let dir = tempfile::tempdir()?;
-//! let store = IndexStore::open(dir.path())?;
-//! let checkpoint = Checkpoint { applied_through: 5, tag: 0 };
-//! store.save("customers.errors", &errors, checkpoint)?;
-//! let (loaded, at) = store.load("customers.errors")?.expect("just saved");
-//! assert_eq!((loaded.seqs_in(0..=u64::MAX, 10), at), (vec![3, 4, 5], checkpoint));
+//! let options = RunOptions { run_records_max: 2, ..RunOptions::default() };
+//! let (mut keys, _) = KeyRuns::open(dir.path(), options)?;
+//! for seq in 1..=5 {
+//!     keys.insert(if seq % 2 == 0 { "USMF|CUST-2" } else { "USMF|CUST-1" }, seq)?;
+//! }
+//! assert_eq!(keys.run_ranges(), [1..=2, 3..=4]); // two run files, seq 5 in memory
+//! assert_eq!(keys.seqs("USMF|CUST-1", 0..=u64::MAX, 10), [1, 3, 5]);
+//! assert_eq!(keys.seqs("USMF|CUST-1", 2..=u64::MAX, 1), [3]);
+//!
+//! // A reopen finds the runs again; the owner re-adds what came after them.
+//! keys.flush()?;
+//! drop(keys);
+//! let (keys, report) = KeyRuns::open(dir.path(), options)?;
+//! assert_eq!((report.runs_loaded, keys.covered_through()), (3, 5));
 //! # Ok(())
 //! # }
 //! ```
 #![deny(missing_docs)]
 
 pub mod cursor;
-mod index;
-mod posting;
-mod ranges;
 mod runs;
-mod store;
 
 pub use cursor::Cursor;
-pub use index::{KeyIndex, SeqPage};
 pub use runs::{key_hash, KeyRuns, OpenReport, RunOptions, RUN_MAGIC, RUN_VERSION};
-pub use store::{Checkpoint, IndexStore, CHUNK_BYTES_TARGET, LOCK_WAIT_MAX};
+
+/// One page of seqs of a list: what a page of records is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqPage {
+    /// The seqs of this page, ascending.
+    pub seqs: Vec<u64>,
+    /// Cursor for the next page; `Some` iff more matching entries existed
+    /// beyond this page at the time of the call.
+    pub next: Option<String>,
+    /// Total matching entries (the list's size, or the key's).
+    pub total: u64,
+}
 
 /// Result of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Errors of the index and its store.
+/// Errors of the index.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -81,12 +81,6 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// The sled store failed.
-    #[error(
-        "index store failed: {0}; the index is derived data, so deleting the index \
-         directory loses nothing and the next open rebuilds it from the logs"
-    )]
-    Store(#[from] sled::Error),
     /// A file of the index could not be read or written.
     #[error(
         "key index file {path}: {source}; the index is derived data, so it can be deleted and rebuilt from the log"
@@ -101,17 +95,6 @@ pub enum Error {
     #[error("invalid key index run: {reason}")]
     InvalidRun {
         /// What is wrong.
-        reason: String,
-    },
-    /// A stored index failed its checks.
-    #[error(
-        "stored index `{name}` is corrupt ({reason}); rebuild it from the log \
-         (it is derived data: deleting the index directory loses nothing)"
-    )]
-    CorruptStore {
-        /// The index name given to [`IndexStore::save`].
-        name: String,
-        /// What failed.
         reason: String,
     },
 }

@@ -62,7 +62,8 @@ pub struct RunOptions {
     /// bound on the index's memory. Default: 131,072.
     pub run_records_max: usize,
     /// Open without writing or deleting anything (inspection of a directory
-    /// another process owns). Default: false.
+    /// another process owns): inserts all stay in the memory run. Default:
+    /// false.
     pub read_only: bool,
 }
 
@@ -194,6 +195,13 @@ impl KeyRuns {
         Ok((index, report))
     }
 
+    /// An index of no files that keeps every insert in memory: for a reader
+    /// that must index a log itself.
+    pub fn in_memory() -> KeyRuns {
+        let options = RunOptions { run_records_max: usize::MAX, read_only: true };
+        KeyRuns { dir: PathBuf::new(), options, runs: Vec::new(), mem: MemRun::default() }
+    }
+
     /// The highest seq the index covers (0 if none).
     pub fn covered_through(&self) -> u64 {
         if self.mem.record_count > 0 {
@@ -234,7 +242,12 @@ impl KeyRuns {
             return Err(Error::OutOfOrder { seq, last });
         }
         let offset_too_far = self.mem.record_count > 0 && seq - self.mem.lo > u64::from(u32::MAX);
-        if self.mem.record_count >= self.options.run_records_max.max(1) || offset_too_far {
+        if self.options.read_only {
+            // Nothing is written: the memory run takes every record.
+            if offset_too_far {
+                return Err(Error::InvalidRun { reason: "a read-only index spans over 2^32 seqs in memory".into() });
+            }
+        } else if self.mem.record_count >= self.options.run_records_max.max(1) || offset_too_far {
             self.flush()?;
         }
         if self.mem.record_count == 0 {

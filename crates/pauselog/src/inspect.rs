@@ -20,8 +20,10 @@
 //! and decodes its active segment, like an engine's open. `status` and
 //! unfiltered pages then take their counts and bytes from the logs' indexes
 //! (per seq range, nothing decoded) and read only the records they show. A
-//! page filtered by key reads every live record of the data log to find
-//! the key's: the engine's key run files (`keys/`) are not read here yet.
+//! page filtered by key reads the key's postings from the engine's key run
+//! files (`keys/`) and decodes only the records after the last run (those
+//! the engine holds in its memory run); should a run the data log still
+//! needs be missing, it reads every live record instead.
 //! `verify` reads everything.
 
 mod verify;
@@ -30,13 +32,13 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::SystemTime;
 
-use pauselog_index::{Cursor, KeyIndex, SeqPage};
+use pauselog_index::{Cursor, KeyRuns, RunOptions, SeqPage};
 use pauselog_wal::{Wal, WalOptions};
 
 use crate::codec;
-use crate::map::{page_limit, validate_key};
+use crate::map::{page_limit, validate_key, List, Lists};
 use crate::meta::StoredState;
-use crate::open::{read_durable, rebuild_indexes, Durable};
+use crate::open::{read_durable, Durable};
 use crate::{views, CatchupError, Error, Limit, MapState, Page, Query, QueuedRecord, Result};
 
 pub use verify::{verify, VerifyReport};
@@ -72,6 +74,7 @@ pub struct MapReport {
 #[derive(Debug)]
 pub struct MapInspector {
     name: String,
+    keys_dir: std::path::PathBuf,
     data: Wal,
     durable: Durable,
 }
@@ -95,7 +98,8 @@ pub fn inspect_map(dir: &Path, map: &str) -> Result<MapInspector> {
     let meta = open_read_only(dir, map, "meta")?;
     let durable = read_durable(map, &meta)?;
     let data = open_read_only(dir, map, "data")?;
-    Ok(MapInspector { name: map.to_owned(), data, durable })
+    let keys_dir = dir.join("maps").join(map).join("keys");
+    Ok(MapInspector { name: map.to_owned(), keys_dir, data, durable })
 }
 
 impl MapInspector {
@@ -141,6 +145,28 @@ impl MapInspector {
         seqs
     }
 
+    /// The key postings of the data log: the engine's run files, read-only,
+    /// plus the records after the last one decoded from the log. A run the
+    /// log still needs that is missing (being rebuilt, or deleted behind the
+    /// engine's back) means every live record is decoded instead.
+    fn key_postings(&self) -> Result<KeyRuns> {
+        let options = RunOptions { read_only: true, ..RunOptions::default() };
+        let (runs, _) = KeyRuns::open(&self.keys_dir, options).map_err(Error::from_index)?;
+        let covered = runs.run_ranges().last().map_or(0, |range| *range.end());
+        let complete = runs.gaps(covered).into_iter().all(|gap| self.data.range_records(gap) == 0);
+        let (mut keys, from) = if complete { (runs, covered + 1) } else { (KeyRuns::in_memory(), 1) };
+        for entry in self.data.reader(from) {
+            let entry = entry.map_err(|e| Error::from_wal(&self.name, e))?;
+            if codec::is_marker(entry.body()) {
+                continue;
+            }
+            let key =
+                codec::decode_key(entry.body()).ok_or_else(|| Error::undecodable(&entry, "its key does not decode"))?;
+            keys.insert(key, entry.seq()).map_err(Error::from_index)?;
+        }
+        Ok(keys)
+    }
+
     /// The map's figures, from the logs' indexes: nothing is decoded but
     /// the oldest queued record.
     pub fn report(&self) -> Result<MapReport> {
@@ -178,14 +204,14 @@ impl MapInspector {
     /// Filtered by key, it reads every queued record.
     pub fn queued(&self, query: &Query) -> Result<Page<QueuedRecord>> {
         let ranges: Vec<RangeInclusive<u64>> = self.queue_range().into_iter().collect();
-        let page = self.page(query, &ranges, |(queue, _)| queue)?;
+        let page = self.page(query, &ranges, List::Queue)?;
         let items = views::read_records(&self.data, &page.seqs)?;
         Ok(Page { items, next: page.next, total: page.total })
     }
 
     /// A page of catch-up errors. Filtered by key, it reads every error record.
     pub fn catchup_errors(&self, query: &Query) -> Result<Page<CatchupError>> {
-        let page = self.page(query, &self.error_ranges(), |(_, errors)| errors)?;
+        let page = self.page(query, &self.error_ranges(), List::Errors)?;
         let runs = views::runs_of(&self.durable.errors, &page.seqs);
         let items = views::read_errors(&self.data, &page.seqs, runs)?;
         Ok(Page { items, next: page.next, total: page.total })
@@ -193,19 +219,23 @@ impl MapInspector {
 
     /// One page of the live records in `ranges` (ascending, disjoint), with
     /// the cursors `TableMap`'s pages use. Filtered by key, the page comes
-    /// from the key indexes rebuilt from the data log (`list` picks the
-    /// queue's or the errors').
-    fn page(
-        &self,
-        query: &Query,
-        ranges: &[RangeInclusive<u64>],
-        list: impl FnOnce((KeyIndex, KeyIndex)) -> KeyIndex,
-    ) -> Result<SeqPage> {
+    /// from the key's postings, as the engine's pages do (`list` says which
+    /// list).
+    fn page(&self, query: &Query, ranges: &[RangeInclusive<u64>], list: List) -> Result<SeqPage> {
         let limit = page_limit(query)?;
         if let Some(key) = &query.key {
             validate_key(key)?;
-            let index = list(rebuild_indexes(&self.name, &self.data, &self.durable)?);
-            return index.page(Some(key), query.after.as_deref(), limit).map_err(Error::from_index);
+            let keys = self.key_postings()?;
+            let lists = Lists {
+                head: self.durable.head,
+                tail: self.tail(),
+                error_table: &self.durable.errors,
+                keys: &keys,
+                data: &self.data,
+                queue_records: 0,
+                error_records: 0,
+            };
+            return lists.page(list, Some(key), query.after.as_deref(), limit);
         }
         let after = match &query.after {
             Some(text) => Cursor::decode(text, None).map_err(Error::from_index)?.last_seq(),

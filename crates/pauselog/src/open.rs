@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use std::path::Path;
 
-use pauselog_index::{KeyIndex, KeyRuns, RunOptions};
+use pauselog_index::{KeyRuns, RunOptions};
 use pauselog_wal::{SyncPolicy, Wal, WalOptions};
 
 use crate::codec;
@@ -284,41 +284,4 @@ fn rebuild_gap(
 
 fn record_key(entry: &pauselog_wal::Entry) -> Result<&str> {
     codec::decode_key(entry.body()).ok_or_else(|| Error::undecodable(entry, "its key does not decode"))
-}
-
-/// Scans the data log: records at or after head are queued, earlier ones
-/// covered by an error run are catch-up errors (R19a).
-pub(crate) fn rebuild_indexes(name: &str, data: &Wal, durable: &Durable) -> Result<(KeyIndex, KeyIndex)> {
-    let (mut queue, mut errors) = (KeyIndex::new(), KeyIndex::new());
-    scan_into(name, data, 1, durable, &mut queue, &mut errors, &mut Vec::new())?;
-    Ok((queue, errors))
-}
-
-/// Adds the live records from `from` on to the indexes; collects the seqs
-/// of seq markers, which are never indexed.
-fn scan_into(
-    name: &str,
-    data: &Wal,
-    from: u64,
-    durable: &Durable,
-    queue: &mut KeyIndex,
-    errors: &mut KeyIndex,
-    markers: &mut Vec<u64>,
-) -> Result<()> {
-    for entry in data.reader(from) {
-        let entry = entry.map_err(|e| Error::from_wal(name, e))?;
-        let seq = entry.seq();
-        if codec::is_marker(entry.body()) {
-            markers.push(seq);
-            continue;
-        }
-        let key =
-            codec::decode_key(entry.body()).ok_or_else(|| Error::undecodable(&entry, "its key does not decode"))?;
-        if seq >= durable.head {
-            queue.insert(key, seq).map_err(Error::from_index)?;
-        } else if durable.errors.get(seq).is_some() {
-            errors.insert(key, seq).map_err(Error::from_index)?;
-        }
-    }
-    Ok(())
 }

@@ -20,10 +20,23 @@ use pauselog_index::{Cursor, SeqPage};
 use pauselog_wal::Wal;
 
 use super::Core;
+use crate::errors_table::ErrorTable;
 use crate::{Error, Result};
 
 /// Seqs asked of the data log at once when filtering a key's postings.
 const LIVE_CHUNK: usize = 1024;
+
+/// The two lists of one map, as the state that defines them gives them.
+pub(crate) struct Lists<'a> {
+    pub head: u64,
+    pub tail: u64,
+    pub error_table: &'a ErrorTable,
+    pub keys: &'a pauselog_index::KeyRuns,
+    pub data: &'a Wal,
+    /// The lists' sizes (kept by their owner).
+    pub queue_records: u64,
+    pub error_records: u64,
+}
 
 /// Which list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +45,7 @@ pub(crate) enum List {
     Errors,
 }
 
-impl Core {
+impl Lists<'_> {
     /// The seq range a list's records lie in.
     fn span(&self, list: List) -> Option<RangeInclusive<u64>> {
         let range = match list {
@@ -49,14 +62,8 @@ impl Core {
 
     /// Calls `visit` with the seqs of `key` in `list` from `from` on,
     /// ascending, until it breaks.
-    fn for_each_of_key(
-        &self,
-        data: &Wal,
-        list: List,
-        key: &str,
-        from: u64,
-        mut visit: impl FnMut(u64) -> ControlFlow<()>,
-    ) {
+    fn for_each_of_key(&self, list: List, key: &str, from: u64, mut visit: impl FnMut(u64) -> ControlFlow<()>) {
+        let data = self.data;
         let Some(span) = self.span(list) else { return };
         let range = from.max(*span.start())..=*span.end();
         let mut chunk: Vec<u64> = Vec::with_capacity(LIVE_CHUNK);
@@ -87,9 +94,9 @@ impl Core {
     }
 
     /// True if `key` has a record in `list`.
-    pub fn key_in(&self, data: &Wal, list: List, key: &str) -> bool {
+    pub fn key_in(&self, list: List, key: &str) -> bool {
         let mut found = false;
-        self.for_each_of_key(data, list, key, 0, |_| {
+        self.for_each_of_key(list, key, 0, |_| {
             found = true;
             ControlFlow::Break(())
         });
@@ -97,9 +104,9 @@ impl Core {
     }
 
     /// The seqs of `key` in `list` below `below`, ascending.
-    pub fn key_seqs(&self, data: &Wal, list: List, key: &str, below: u64) -> Vec<u64> {
+    pub fn key_seqs(&self, list: List, key: &str, below: u64) -> Vec<u64> {
         let mut seqs = Vec::new();
-        self.for_each_of_key(data, list, key, 0, |seq| {
+        self.for_each_of_key(list, key, 0, |seq| {
             if seq >= below {
                 return ControlFlow::Break(());
             }
@@ -110,12 +117,13 @@ impl Core {
     }
 
     /// True if `seq` is a catch-up error.
-    pub fn is_error(&self, data: &Wal, seq: u64) -> bool {
-        seq < self.head && self.error_table.get(seq).is_some() && data.record_bytes(seq).is_some()
+    pub fn is_error(&self, seq: u64) -> bool {
+        seq < self.head && self.error_table.get(seq).is_some() && self.data.record_bytes(seq).is_some()
     }
 
     /// Up to `limit` seqs of `list` from `from` on, ascending (no key).
-    fn seqs_from(&self, data: &Wal, list: List, from: u64, limit: usize) -> Vec<u64> {
+    fn seqs_from(&self, list: List, from: u64, limit: usize) -> Vec<u64> {
+        let data = self.data;
         let Some(span) = self.span(list) else { return Vec::new() };
         let from = from.max(*span.start());
         match list {
@@ -136,25 +144,18 @@ impl Core {
     }
 
     /// Every catch-up error's seq, ascending.
-    pub fn all_error_seqs(&self, data: &Wal) -> Vec<u64> {
-        self.seqs_from(data, List::Errors, 1, usize::MAX)
+    pub fn all_error_seqs(&self) -> Vec<u64> {
+        self.seqs_from(List::Errors, 1, usize::MAX)
     }
 
     /// The first queued seq, if any.
-    pub fn first_queued(&self, data: &Wal) -> Option<u64> {
-        self.seqs_from(data, List::Queue, 0, 1).first().copied()
+    pub fn first_queued(&self) -> Option<u64> {
+        self.seqs_from(List::Queue, 0, 1).first().copied()
     }
 
     /// One page of `list` (R10): at most `limit` seqs after the cursor, the
     /// cursor for the next page, and the total (of the key, with a key).
-    pub fn page(
-        &self,
-        data: &Wal,
-        list: List,
-        key: Option<&str>,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<SeqPage> {
+    pub fn page(&self, list: List, key: Option<&str>, after: Option<&str>, limit: usize) -> Result<SeqPage> {
         let limit = limit.max(1);
         let from = match after {
             Some(text) => Cursor::decode(text, key).map_err(Error::from_index)?.last_seq().saturating_add(1),
@@ -163,7 +164,7 @@ impl Core {
         let (mut seqs, total) = match key {
             Some(key) => {
                 let (mut seqs, mut total) = (Vec::new(), 0u64);
-                self.for_each_of_key(data, list, key, 0, |seq| {
+                self.for_each_of_key(list, key, 0, |seq| {
                     total += 1;
                     if seq >= from && seqs.len() <= limit {
                         seqs.push(seq);
@@ -174,10 +175,10 @@ impl Core {
             }
             None => {
                 let total = match list {
-                    List::Queue => self.queue_records(),
-                    List::Errors => self.error_records(),
+                    List::Queue => self.queue_records,
+                    List::Errors => self.error_records,
                 };
-                (self.seqs_from(data, list, from, limit + 1), total)
+                (self.seqs_from(list, from, limit + 1), total)
             }
         };
         let more = seqs.len() > limit;
@@ -187,5 +188,57 @@ impl Core {
             _ => None,
         };
         Ok(SeqPage { seqs, next, total })
+    }
+}
+
+impl Core {
+    /// The map's lists, read through `data`.
+    pub fn lists<'a>(&'a self, data: &'a Wal) -> Lists<'a> {
+        Lists {
+            head: self.head,
+            tail: self.tail,
+            error_table: &self.error_table,
+            keys: &self.keys,
+            data,
+            queue_records: self.queue_records(),
+            error_records: self.error_records(),
+        }
+    }
+
+    /// True if `key` has a record in `list`.
+    pub fn key_in(&self, data: &Wal, list: List, key: &str) -> bool {
+        self.lists(data).key_in(list, key)
+    }
+
+    /// The seqs of `key` in `list` below `below`, ascending.
+    pub fn key_seqs(&self, data: &Wal, list: List, key: &str, below: u64) -> Vec<u64> {
+        self.lists(data).key_seqs(list, key, below)
+    }
+
+    /// True if `seq` is a catch-up error.
+    pub fn is_error(&self, data: &Wal, seq: u64) -> bool {
+        self.lists(data).is_error(seq)
+    }
+
+    /// Every catch-up error's seq, ascending.
+    pub fn all_error_seqs(&self, data: &Wal) -> Vec<u64> {
+        self.lists(data).all_error_seqs()
+    }
+
+    /// The first queued seq, if any.
+    pub fn first_queued(&self, data: &Wal) -> Option<u64> {
+        self.lists(data).first_queued()
+    }
+
+    /// One page of `list` (R10).
+    pub fn page(
+        &self,
+        data: &Wal,
+        list: List,
+        key: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SeqPage> {
+        self.lists(data).page(list, key, after, limit)
     }
 }

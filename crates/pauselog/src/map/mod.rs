@@ -21,7 +21,7 @@ use pauselog_wal::{SyncPolicy, Wal};
 
 pub(crate) use self::core::{key_hash, lane_of, Core, CoreParts, SeqState, StoppedOutcome, SEQ_RESERVE_BLOCK};
 pub(crate) use self::errors::to_ranges;
-pub(crate) use self::lists::List;
+pub(crate) use self::lists::{List, Lists};
 
 use crate::clock::{from_nanos, Clock};
 use crate::meta::{self, Commit, MetaEvent, Snapshot, StoredState};
