@@ -1,5 +1,5 @@
 //! The commands that talk to a running engine through its admin API
-//! (SPEC R24): `status`, `queued` and `errors` (falling back to the file
+//! (docs/rules.md R24): `status`, `queued` and `errors` (falling back to the file
 //! view when no engine serves the directory), and `pause`, `resume`,
 //! `skip-to-live`, `retry`, `discard-errors`, `jobs` and `watch`, which
 //! need one.

@@ -1,4 +1,4 @@
-//! `pauselog`: the operator's command line (SPEC §8).
+//! `pauselog`: the operator's command line (docs/rules.md §8).
 //!
 //! - `pauselog demo` runs the whole pause → queue → catch-up → retry story
 //!   against a simulated destination and checks the delivery invariants;

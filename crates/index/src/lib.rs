@@ -1,4 +1,4 @@
-//! The secondary index on integration key of pauselog (SPEC R10, R11, R19a).
+//! The secondary index on integration key of pauselog (docs/rules.md R10, R11, R19a).
 //!
 //! A [`KeyIndex`] covers one list of queued records (a map's queue, or its
 //! catch-up errors). The engine feeds it `(key, seq)` pairs in increasing seq

@@ -1,4 +1,4 @@
-//! The public data types of the engine (SPEC §7).
+//! The public data types of the engine (docs/rules.md §7).
 
 use std::time::{Duration, SystemTime};
 
@@ -271,7 +271,7 @@ pub enum Selection {
     Seqs(Vec<u64>),
 }
 
-/// Per-map configuration. `MapConfig::default()` gives the spec's defaults.
+/// Per-map configuration. `MapConfig::default()` gives the defaults of docs/rules.md.
 #[derive(Debug, Clone)]
 pub struct MapConfig {
     /// Cap on queued bytes (encoded, framing included). Default: 1 GiB.
