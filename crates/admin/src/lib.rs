@@ -30,6 +30,7 @@
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![deny(missing_debug_implementations)]
 
 pub mod backend;
 #[cfg(feature = "client")]

@@ -10,6 +10,12 @@
 //! refuse unknown fields, so a typo is an error rather than a silent default.
 //! New response fields may appear within version 1; clients ignore fields
 //! they do not know.
+//!
+//! The types are not `#[non_exhaustive]`: the `pauselog` command builds the
+//! same responses from a stopped directory's files, which the attribute
+//! would forbid outside this crate. Compatibility is the wire's rule above,
+//! not the Rust types': a client compiled against a newer schema still
+//! reads an older server's answers.
 
 use std::time::{Duration, SystemTime};
 

@@ -176,7 +176,10 @@ fn page_query(args: &ListArgs) -> Result<PageQuery, CliError> {
 }
 
 fn engine_query(query: &PageQuery) -> Query {
-    Query { key: query.key.clone(), limit: Some(query.limit as usize), after: query.after.clone() }
+    let mut engine_query = Query::default().limit(query.limit as usize);
+    engine_query.key = query.key.clone();
+    engine_query.after = query.after.clone();
+    engine_query
 }
 
 /// Where a listing reads from.

@@ -18,6 +18,8 @@
 //! the request (state, map, cursor or input; nothing changed); 5 a
 //! `retry --wait` finished with records that failed again, or was cancelled.
 
+#![forbid(unsafe_code)]
+
 mod demo;
 mod demo_postgres;
 mod inspect_cmd;

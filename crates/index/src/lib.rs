@@ -41,6 +41,8 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
+#![forbid(unsafe_code)]
 
 pub mod cursor;
 mod index;

@@ -39,6 +39,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
+// One unsafe block (`codec::decode_key`, ASCII keys as `str` without a second
+// check); it says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(feature = "admin")]
 pub mod admin;
