@@ -55,6 +55,18 @@ pub trait Subject: Send + Sync {
     }
 }
 
+/// Counts `items`, touching the bytes `bytes` sums for each, in a way the
+/// optimiser cannot skip.
+fn count_touching<T>(items: impl Iterator<Item = T>, bytes: impl Fn(&T) -> u64) -> u64 {
+    let (mut count, mut sum) = (0u64, 0u64);
+    for item in items {
+        sum = sum.wrapping_add(bytes(&item));
+        count += 1;
+    }
+    std::hint::black_box(sum);
+    count
+}
+
 /// Opens `engine` on `dir` (created when missing).
 pub fn open(engine: &str, dir: &Path, durability: Durability) -> Box<dyn Subject> {
     std::fs::create_dir_all(dir).expect("engine directory");
@@ -442,26 +454,13 @@ impl Subject for Fjall {
     }
 
     fn replay(&self) -> u64 {
-        let (mut count, mut sum) = (0u64, 0u64);
-        for item in self.partition.iter() {
-            let (key, value) = item.expect("fjall read");
-            sum = sum.wrapping_add(touch(&key)).wrapping_add(touch(&value));
-            count += 1;
-        }
-        std::hint::black_box(sum);
-        count
+        let items = self.partition.iter().map(|item| item.expect("fjall read"));
+        count_touching(items, |(key, value)| touch(key).wrapping_add(touch(value)))
     }
 
     fn page(&self, key: &str, limit: usize) -> Option<usize> {
-        let mut sum = 0u64;
-        let mut found = 0;
-        for item in self.partition.prefix(key.as_bytes()).take(limit) {
-            let (_, value) = item.expect("fjall read");
-            sum = sum.wrapping_add(touch(&value));
-            found += 1;
-        }
-        std::hint::black_box(sum);
-        Some(found)
+        let items = self.partition.prefix(key.as_bytes()).take(limit).map(|item| item.expect("fjall read"));
+        Some(count_touching(items, |(_, value)| touch(value)) as usize)
     }
 
     fn count(&self) -> u64 {
@@ -506,13 +505,7 @@ impl Subject for QueueFile {
 
     fn replay(&self) -> u64 {
         let queue = self.queue.lock().expect("queue-file lock");
-        let (mut count, mut sum) = (0u64, 0u64);
-        for element in queue.iter() {
-            sum = sum.wrapping_add(touch(&element));
-            count += 1;
-        }
-        std::hint::black_box(sum);
-        count
+        count_touching(queue.iter(), |element| touch(element))
     }
 
     fn page(&self, _key: &str, _limit: usize) -> Option<usize> {
@@ -569,28 +562,17 @@ impl Subject for Sled {
     }
 
     fn replay(&self) -> u64 {
-        let (mut count, mut sum) = (0u64, 0u64);
-        for item in self.queue.iter() {
-            let (_, value) = item.expect("sled read");
-            sum = sum.wrapping_add(touch(&value));
-            count += 1;
-        }
-        std::hint::black_box(sum);
-        count
+        let items = self.queue.iter().map(|item| item.expect("sled read"));
+        count_touching(items, |(_, value)| touch(value))
     }
 
     fn page(&self, key: &str, limit: usize) -> Option<usize> {
-        let mut sum = 0u64;
-        let mut found = 0;
-        for item in self.by_key.scan_prefix(key.as_bytes()).take(limit) {
+        let values = self.by_key.scan_prefix(key.as_bytes()).take(limit).map(|item| {
             let (index_key, _) = item.expect("sled read");
             let seq = &index_key[index_key.len() - 8..];
-            let value = self.queue.get(seq).expect("sled read").expect("indexed record");
-            sum = sum.wrapping_add(touch(&value));
-            found += 1;
-        }
-        std::hint::black_box(sum);
-        Some(found)
+            self.queue.get(seq).expect("sled read").expect("indexed record")
+        });
+        Some(count_touching(values, |value| touch(value)) as usize)
     }
 
     fn count(&self) -> u64 {
