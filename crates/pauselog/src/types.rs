@@ -378,9 +378,12 @@ pub struct MapCounters {
 }
 
 /// Calls to `submit` by outcome. Every call counts once, in the first
-/// field that applies. Non-exhaustive: new outcomes may be counted.
+/// field that applies.
+///
+/// Exhaustive on purpose: its fields partition the calls, so a caller (the
+/// e2e test among them) compares a whole value, and a new outcome should
+/// fail such a comparison at compile time rather than count nowhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
 pub struct SubmitCounts {
     /// Delivered live: `Submitted::Live` (Running, or passed through a
     /// catch-up, R23).
