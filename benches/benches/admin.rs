@@ -1,4 +1,4 @@
-//! Admin API bench (SPEC R24, issue targets), each side by side with its
+//! Admin API bench (docs/rules.md R24, issue targets), each side by side with its
 //! peer in one run:
 //!
 //! 1. `GET /v1/maps` over the data directory's Unix socket (what

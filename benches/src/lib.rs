@@ -1,5 +1,7 @@
 //! Shared helpers for the pauselog criterion benches (see `benches/`).
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
+#![forbid(unsafe_code)]
 
 /// Bench scale, from `PAUSELOG_BENCH_SCALE`: `full` (default, the sizes the
 /// issues name, e.g. a 1 GB log) or `quick` (a small fraction, for CI smoke runs).

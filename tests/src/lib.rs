@@ -1,6 +1,8 @@
 //! Shared helpers for the end-to-end tests: engines on temp dirs, scriptable
 //! destinations, records. An API change is fixed here, not in every test.
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
+#![forbid(unsafe_code)]
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -587,6 +589,7 @@ impl pauselog::Storage for FaultyStorage {
 
 /// An engine on a temp dir with one open map `m`: what most tests start from.
 /// Fields drop in order: the map handle, then the engine, then the directory.
+#[derive(Debug)]
 pub struct Fixture {
     /// The map (`m` unless named).
     pub map: TableMap,

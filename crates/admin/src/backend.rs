@@ -15,7 +15,7 @@ use crate::schema::{
     Selection,
 };
 
-/// Every operator action of SPEC §7, in the schema's terms. Calls block
+/// Every operator action of docs/rules.md §7, in the schema's terms. Calls block
 /// (they take the engine's locks and wait for fsyncs); the server runs them
 /// on a blocking thread.
 ///

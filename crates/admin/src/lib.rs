@@ -1,5 +1,5 @@
 //! `pauselog-admin`: the operator's API of a running pauselog engine
-//! (SPEC R24), in a crate of its own so that a service that does not want
+//! (docs/rules.md R24), in a crate of its own so that a service that does not want
 //! it compiles no HTTP stack.
 //!
 //! - [`schema`]: the versioned wire types under `/v1/` (documented in
@@ -30,6 +30,7 @@
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![deny(missing_debug_implementations)]
 
 pub mod backend;
 #[cfg(feature = "client")]

@@ -310,7 +310,7 @@ fn require_empty_object(path: &str, body: &[u8]) -> Result<(), ApiError> {
     json::<Empty>(path, body).map(|_| ())
 }
 
-/// Checks a table map name as the engine does (SPEC §1).
+/// Checks a table map name as the engine does (docs/rules.md §1).
 pub fn validate_map_name(name: &str) -> Result<(), ApiError> {
     let valid = !name.is_empty()
         && name.len() <= 64

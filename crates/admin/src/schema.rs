@@ -10,6 +10,12 @@
 //! refuse unknown fields, so a typo is an error rather than a silent default.
 //! New response fields may appear within version 1; clients ignore fields
 //! they do not know.
+//!
+//! The types are not `#[non_exhaustive]`: the `pauselog` command builds the
+//! same responses from a stopped directory's files, which the attribute
+//! would forbid outside this crate. Compatibility is the wire's rule above,
+//! not the Rust types': a client compiled against a newer schema still
+//! reads an older server's answers.
 
 use std::time::{Duration, SystemTime};
 
@@ -53,7 +59,7 @@ pub fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The state of a table map (SPEC R1–R4).
+/// The state of a table map (docs/rules.md R1–R4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MapStateName {
     /// Live sync.
@@ -84,7 +90,7 @@ pub enum Limit {
     PauseAge,
 }
 
-/// How to resume a paused map (SPEC R12, R13).
+/// How to resume a paused map (docs/rules.md R12, R13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResumeMode {
     /// Replay the queue, then go live.
@@ -139,7 +145,7 @@ pub struct MapList {
     pub maps: Vec<MapStatus>,
 }
 
-/// A map's operator figures (SPEC R9). Also the answer to every action on a
+/// A map's operator figures (docs/rules.md R9). Also the answer to every action on a
 /// map (pause, resume, skip to live): the figures right after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MapStatus {
@@ -190,7 +196,7 @@ pub struct MapStatus {
     pub damage: Option<String>,
 }
 
-/// A maintenance window (SPEC R14).
+/// A maintenance window (docs/rules.md R14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     /// It opens (and pauses the map).
@@ -199,7 +205,7 @@ pub struct Window {
     pub end: Timestamp,
 }
 
-/// A page of a listing (SPEC R10): at most `limit` items in seq order and
+/// A page of a listing (docs/rules.md R10): at most `limit` items in seq order and
 /// the cursor of the next page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Page<T> {
@@ -313,7 +319,7 @@ pub struct Discarded {
     pub discarded: u64,
 }
 
-/// A retry job (SPEC R16a): `POST /v1/maps/{map}/retry` starts one,
+/// A retry job (docs/rules.md R16a): `POST /v1/maps/{map}/retry` starts one,
 /// `GET /v1/jobs/{id}` polls it, `POST /v1/jobs/{id}/cancel` stops it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryJob {

@@ -1,5 +1,5 @@
 //! The commands that talk to a running engine through its admin API
-//! (SPEC R24): `status`, `queued` and `errors` (falling back to the file
+//! (docs/rules.md R24): `status`, `queued` and `errors` (falling back to the file
 //! view when no engine serves the directory), and `pause`, `resume`,
 //! `skip-to-live`, `retry`, `discard-errors`, `jobs` and `watch`, which
 //! need one.
@@ -176,7 +176,10 @@ fn page_query(args: &ListArgs) -> Result<PageQuery, CliError> {
 }
 
 fn engine_query(query: &PageQuery) -> Query {
-    Query { key: query.key.clone(), limit: Some(query.limit as usize), after: query.after.clone() }
+    let mut engine_query = Query::default().limit(query.limit as usize);
+    engine_query.key = query.key.clone();
+    engine_query.after = query.after.clone();
+    engine_query
 }
 
 /// Where a listing reads from.

@@ -1,4 +1,4 @@
-//! `pauselog`: the operator's command line (SPEC §8).
+//! `pauselog`: the operator's command line (docs/rules.md §8).
 //!
 //! - `pauselog demo` runs the whole pause → queue → catch-up → retry story
 //!   against a simulated destination and checks the delivery invariants;
@@ -17,6 +17,8 @@
 //! serves the directory (for commands that need one); 4 the engine refused
 //! the request (state, map, cursor or input; nothing changed); 5 a
 //! `retry --wait` finished with records that failed again, or was cancelled.
+
+#![forbid(unsafe_code)]
 
 mod demo;
 mod demo_postgres;

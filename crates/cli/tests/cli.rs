@@ -1,4 +1,4 @@
-//! The `pauselog` binary end to end (SPEC §8): the demo runs and checks its
+//! The `pauselog` binary end to end (docs/rules.md §8): the demo runs and checks its
 //! invariants, the inspection commands read its directory (also while an
 //! engine holds it), and `verify` fails on a damaged sealed segment (R19).
 

@@ -1,4 +1,4 @@
-//! SPEC §8, R19: the inspection commands read a directory while an engine
+//! docs/rules.md §8, R19: the inspection commands read a directory while an engine
 //! writes and drains it, without a failure and without a false alarm.
 //!
 //! A child process (this test binary, re-executed) runs an engine on small

@@ -1,4 +1,4 @@
-//! The operator commands (SPEC §8, R24) end to end: every command against
+//! The operator commands (docs/rules.md §8, R24) end to end: every command against
 //! an engine running in a child process (`pauselog demo --hold`) and
 //! against the stopped directory it leaves, `--json` parsed, the documented
 //! exit codes, and a peer of another user refused by the admin socket.

@@ -1,4 +1,4 @@
-//! The key index of pauselog (R10, R11, R19a): where each integration key's
+//! The key index of pauselog (docs/rules.md R10, R11, R19a): where each integration key's
 //! records are in a log, on disk, so that what stays in memory is bounded by
 //! configuration, not by the queue.
 //!
@@ -35,6 +35,9 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
+// One unsafe block maps a run file (`runs.rs`); it says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cursor;
 mod runs;

@@ -1,4 +1,4 @@
-//! The engine's side of the admin API (SPEC R24, feature `admin`): the
+//! The engine's side of the admin API (docs/rules.md R24, feature `admin`): the
 //! [`AdminBackend`] over the open table maps, a bounded registry of retry
 //! jobs, and the server that [`EngineBuilder::open`](crate::EngineBuilder::open)
 //! starts.

@@ -106,7 +106,7 @@ impl EngineBuilder {
         self
     }
 
-    /// Serve the admin API (SPEC R24) on `<dir>/admin/admin.sock`: a Unix
+    /// Serve the admin API (docs/rules.md R24) on `<dir>/admin/admin.sock`: a Unix
     /// socket of mode 0600 in a directory of mode 0700 that refuses peers
     /// of another user. It runs on one engine-wide thread
     /// (`pauselog-admin`); its calls run on at most 4 more, started on

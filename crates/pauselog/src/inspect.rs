@@ -43,8 +43,10 @@ use crate::{views, CatchupError, Error, Limit, MapState, Page, Query, QueuedReco
 
 pub use verify::{verify, VerifyReport};
 
-/// What one table map holds, as read from its logs.
+/// What one table map holds, as read from its logs. Non-exhaustive: the
+/// engine builds it and may report more.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct MapReport {
     /// The map's name.
     pub name: String,

@@ -6,7 +6,8 @@
 //! queue can be listed (pages, counts, a filter by integration key); on resume
 //! it is played back by catching up (new writes go to the tail until the
 //! backlog drains), or skipped to live while preserving the backlog as
-//! catch-up errors, or discarding it. The contract is `SPEC.md`, rules R1–R24.
+//! catch-up errors, or discarding it. The rules it keeps, R1–R24, are
+//! written down in the repository's `docs/rules.md`.
 //!
 //! ```
 //! use pauselog::*;
@@ -38,6 +39,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
+// One unsafe block (`codec::decode_key`, ASCII keys as `str` without a second
+// check); it says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(feature = "admin")]
 pub mod admin;

@@ -24,8 +24,10 @@ use crate::map::{key_hash, lane_of, Core, List, MapShared};
 use crate::meta::{Commit, StoredState};
 use crate::{DeliveryError, Error, ErrorReason, KeyOrdering, QueuedRecord, Result, Selection};
 
-/// Progress of a [`RetryJob`].
+/// Progress of a [`RetryJob`]. Non-exhaustive: the engine builds it and
+/// may report more.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryProgress {
     /// Entries selected when the job started.
     pub total: u64,

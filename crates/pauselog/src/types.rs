@@ -1,4 +1,4 @@
-//! The public data types of the engine (SPEC §7).
+//! The public data types of the engine (docs/rules.md §7).
 
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +15,10 @@ pub const PAGE_LIMIT_DEFAULT: usize = 50;
 pub const PAGE_LIMIT_MAX: usize = 1000;
 
 /// What happened to the source row.
+///
+/// Exhaustive on purpose: a destination matches on it to apply the record,
+/// and a new operation would need every destination to handle it, which a
+/// compile error is the right way to say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Op {
     /// A row was created.
@@ -84,6 +88,9 @@ pub struct QueuedRecord {
 }
 
 /// What `submit` did with a record.
+///
+/// Exhaustive on purpose: callers match on it, and its two outcomes are
+/// those of the rules (R1, R2): delivered, or queued with a seq.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Submitted {
     /// Delivered to the destination right away (Running).
@@ -95,8 +102,10 @@ pub enum Submitted {
     },
 }
 
-/// Why a map is paused.
+/// Why a map is paused. Non-exhaustive: a new kind of rule brings a new
+/// reason; a `match` needs a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum PauseReason {
     /// An operator called `pause`.
     Manual,
@@ -113,8 +122,10 @@ pub enum PauseReason {
     DestinationUnavailable,
 }
 
-/// Which cap blocked a paused map.
+/// Which cap blocked a paused map. Non-exhaustive: a new cap (e.g. on the
+/// record count) would add a variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Limit {
     /// `max_queue_bytes` reached.
     Size,
@@ -123,6 +134,11 @@ pub enum Limit {
 }
 
 /// The state of a table map (R1–R4).
+///
+/// Exhaustive on purpose: users match on it (`wait_for` predicates, status
+/// displays), and the three states are the rules' state machine; a fourth
+/// would change what every caller may assume, so it should not compile
+/// silently. Details grow inside the variants' fields instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MapState {
     /// Live sync.
@@ -145,8 +161,10 @@ pub enum MapState {
     },
 }
 
-/// How to resume a paused map.
+/// How to resume a paused map. Non-exhaustive: users pass it in, so a new
+/// mode costs them nothing; code that matches on it needs a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ResumeMode {
     /// Replay the queue, new writes to its tail, then live (R12).
     CatchUp,
@@ -156,8 +174,10 @@ pub enum ResumeMode {
     SkipToLiveDiscard,
 }
 
-/// A rule that pauses a map automatically (R14).
+/// A rule that pauses a map automatically (R14). Non-exhaustive: new kinds
+/// of rules will come.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PauseRule {
     /// Pause at `start`; at `end`, resume with `resume` if set.
     Window {
@@ -177,8 +197,9 @@ pub enum PauseRule {
     },
 }
 
-/// Per-key order during catch-up (R15).
+/// Per-key order during catch-up (R15). Non-exhaustive: users pass it in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum KeyOrdering {
     /// After a rejection, later records of the same key also move to the
     /// errors (`BlockedByEarlierFailure`), so a retry applies them in order.
@@ -188,8 +209,10 @@ pub enum KeyOrdering {
     BestEffort,
 }
 
-/// Why a record is in the catch-up errors.
+/// Why a record is in the catch-up errors. Non-exhaustive: reasons have
+/// grown with the rules (`Superseded`, R16b) and may again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ErrorReason {
     /// The destination rejected it.
     Rejected,
@@ -231,8 +254,11 @@ pub struct Page<T> {
 }
 
 /// A listing query: `Query::default().key(k).limit(n).after(cursor)`.
+/// Non-exhaustive: new filters will come; build it with its methods (or
+/// set its public fields on a `Query::default()`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub struct Query {
     /// Only this integration key.
     pub key: Option<String>,
@@ -260,8 +286,10 @@ impl Query {
     }
 }
 
-/// Which catch-up errors to retry or discard.
+/// Which catch-up errors to retry or discard. Non-exhaustive: users pass it
+/// in, and new selections (by reason, by time) may come.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Selection {
     /// Every entry.
     All,
@@ -271,7 +299,15 @@ pub enum Selection {
     Seqs(Vec<u64>),
 }
 
-/// Per-map configuration. `MapConfig::default()` gives the spec's defaults.
+/// Per-map configuration. `MapConfig::default()` gives the defaults of docs/rules.md.
+///
+/// Build it as `MapConfig { lanes: 4, ..MapConfig::default() }`. It is not
+/// `#[non_exhaustive]` on purpose: that attribute forbids this
+/// struct-update syntax outside the crate, which is how every caller sets
+/// one or two knobs, and a builder would repeat every field as a method.
+/// A new field always comes with a default, so code that ends its literal
+/// with `..MapConfig::default()` keeps compiling; only a literal naming
+/// every field would break.
 #[derive(Debug, Clone)]
 pub struct MapConfig {
     /// Cap on queued bytes (encoded, framing included). Default: 1 GiB.
@@ -328,8 +364,10 @@ impl Default for MapConfig {
 }
 
 /// Counters of a map for monitoring, since it was opened in this process
-/// ([`TableMap::counters`](crate::TableMap::counters)).
+/// ([`TableMap::counters`](crate::TableMap::counters)). Non-exhaustive: the
+/// engine builds it and may count more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct MapCounters {
     /// Calls to `submit`, by outcome.
     pub submits: SubmitCounts,
@@ -341,6 +379,10 @@ pub struct MapCounters {
 
 /// Calls to `submit` by outcome. Every call counts once, in the first
 /// field that applies.
+///
+/// Exhaustive on purpose: its fields partition the calls, so a caller (the
+/// e2e test among them) compares a whole value, and a new outcome should
+/// fail such a comparison at compile time rather than count nowhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SubmitCounts {
     /// Delivered live: `Submitted::Live` (Running, or passed through a
@@ -361,8 +403,11 @@ pub struct SubmitCounts {
     pub failed: u64,
 }
 
-/// The operator's figures for a map (R9).
+/// The operator's figures for a map (R9). Non-exhaustive: the engine builds
+/// it and new figures join it (they have: busy lanes, records passed
+/// through); read its fields, do not build or destructure it whole.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct MapStats {
     /// The state.
     pub state: MapState,

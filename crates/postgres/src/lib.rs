@@ -83,6 +83,8 @@
 //! [`ThrowawayCluster`] and [`testing`] start and find servers for tests;
 //! [`sample`] is the `customers` story of the demo and the end-to-end tests.
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
+#![forbid(unsafe_code)]
 
 mod cluster;
 mod destination;

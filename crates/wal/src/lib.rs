@@ -48,6 +48,10 @@
 //! - `segment`, `release_log`, `torn`: the files and what their bytes mean;
 //!   `options`, `error`; `frame`, `epoch`, [`storage`]: the ground floor.
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
+// The log needs unsafe (memmap2, fallocate, sync_file_range, the futex, a
+// prefetch hint); each block says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod ahead;
 mod audit;

@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// When an appended record is on stable storage.
+/// When an appended record is on stable storage. Non-exhaustive: users pass
+/// it in, and new policies may come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SyncPolicy {
     /// `append` returns only after the record is fsynced; concurrent appenders
     /// share one fsync (group commit). Survives a process crash and a power loss.
@@ -24,9 +26,11 @@ pub enum SyncPolicy {
     Never,
 }
 
-/// Options for [`crate::Wal::open`]. Built with chained setters from `default()`.
+/// Options for [`crate::Wal::open`]. Built with chained setters from
+/// `default()`; non-exhaustive, so a new option never breaks a caller.
 #[derive(Debug, Clone)]
 #[must_use]
+#[non_exhaustive]
 pub struct WalOptions {
     /// Size at which the active segment is sealed and a new one started, in
     /// bytes. A frame larger than this gets a segment of its own.

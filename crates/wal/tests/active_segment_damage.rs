@@ -1,4 +1,4 @@
-//! SPEC R19, R17: damage early in the *active* segment, followed by frames
+//! docs/rules.md R19, R17: damage early in the *active* segment, followed by frames
 //! written long after it, is corruption of acknowledged records, not a torn
 //! tail: open reports `Error::Corrupt` naming the file and the damaged
 //! frame's offset, and changes nothing. Only damage within the reach of a

@@ -1,4 +1,4 @@
-//! SPEC R6: the byte cap counts each record's encoded size, framing
+//! docs/rules.md R6: the byte cap counts each record's encoded size, framing
 //! included; an append that would pass it is refused and writes nothing, and
 //! released bytes make room again — exactly.
 

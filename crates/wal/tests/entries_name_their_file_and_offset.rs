@@ -1,4 +1,4 @@
-//! SPEC R19: a record read from the log can say where it lies, so an owner
+//! docs/rules.md R19: a record read from the log can say where it lies, so an owner
 //! that finds it unusable (a body that passed its CRC but does not decode)
 //! can name the file and byte offset in its error, as the log does for
 //! damage it finds itself.

@@ -1,4 +1,4 @@
-//! SPEC R17, R19: the log at every storage operation of a workload with
+//! docs/rules.md R17, R19: the log at every storage operation of a workload with
 //! rotations and releases (segments of 4 KiB, so a rotation every few
 //! records, and fully released segments deleted by the janitor).
 //!

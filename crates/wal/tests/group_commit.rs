@@ -1,4 +1,4 @@
-//! SPEC R17: under `SyncPolicy::Always` concurrent appenders share fsyncs
+//! docs/rules.md R17: under `SyncPolicy::Always` concurrent appenders share fsyncs
 //! (group commit); every acknowledged record is durable, and seqs are
 //! distinct and gap-free across threads.
 

@@ -1,4 +1,4 @@
-//! SPEC R17 under `SyncPolicy::Interval`: an append is written to the OS
+//! docs/rules.md R17 under `SyncPolicy::Interval`: an append is written to the OS
 //! before it is acknowledged, so another process sees it (and a crash of
 //! this one keeps it, `sigkill.rs`), while no fsync runs before the interval
 //! is due. Concurrent appenders share the write as they share fsyncs.

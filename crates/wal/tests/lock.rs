@@ -1,4 +1,4 @@
-//! SPEC R20: a data directory already in use is refused with a clear, typed
+//! docs/rules.md R20: a data directory already in use is refused with a clear, typed
 //! error naming the holder; a read-only open still works.
 
 use pauselog_wal::{Error, Wal, WalOptions};

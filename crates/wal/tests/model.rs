@@ -1,7 +1,7 @@
 //! Model test of the log against a `BTreeMap` of live records: appends,
 //! batches, releases, rotations, reopens and simulated power losses.
 //!
-//! SPEC R6 (exact byte accounting: `live_bytes` is the sum of the encoded
+//! docs/rules.md R6 (exact byte accounting: `live_bytes` is the sum of the encoded
 //! sizes of the unreleased records), R17 (what is acknowledged survives a
 //! crash; under `Never` what `durable_seq` claims survives) and R19 (a torn
 //! tail is cut back to whole records). A crash may bring back records

@@ -1,4 +1,4 @@
-//! SPEC R17: an fsync failure is never retried on the same file. The log
+//! docs/rules.md R17: an fsync failure is never retried on the same file. The log
 //! refuses every further write with `Error::Poisoned` until reopened, and a
 //! reopen recovers every acknowledged record ("Can Applications Recover from
 //! fsync Failures?", ATC'20).

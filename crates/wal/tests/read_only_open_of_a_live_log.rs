@@ -1,4 +1,4 @@
-//! SPEC §8, R19: a read-only open (what `pauselog status|queued|verify` use)
+//! docs/rules.md §8, R19: a read-only open (what `pauselog status|queued|verify` use)
 //! gives a consistent answer on a log another process is changing: a
 //! segment deleted since the listing was drained, not an error; a frame
 //! being written is the end of the log, not damage; and the active segment,

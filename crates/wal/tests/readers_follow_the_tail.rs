@@ -1,6 +1,6 @@
 //! Readers run concurrently with appends and rotations (memmap2 views of
 //! segments that are still being written) and see every record exactly once,
-//! in seq order, with the right body. Under SPEC R18 delivery is in seq order.
+//! in seq order, with the right body. Under docs/rules.md R18 delivery is in seq order.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Regressions for release and reader bugs, each found by the model test
-//! (tests/model.rs). SPEC R6 (released bytes leave the accounting exactly)
+//! (tests/model.rs). docs/rules.md R6 (released bytes leave the accounting exactly)
 //! and R18 (records come back only if released since the last sync).
 
 mod common;

@@ -1,4 +1,4 @@
-//! SPEC R19: corruption inside an older, sealed segment is reported as an
+//! docs/rules.md R19: corruption inside an older, sealed segment is reported as an
 //! error naming the file and offset — never skipped silently, never truncated.
 //!
 //! A sealed segment with a valid sidecar index is not scanned at open (fast

@@ -1,6 +1,6 @@
 //! Fast reopen: a sealed segment gets a sidecar index (`<first_seq>.idx`)
 //! and the next open loads its frame offsets instead of scanning it. Those
-//! frames are CRC-checked once, on first read or by `Wal::verify` (SPEC R19
+//! frames are CRC-checked once, on first read or by `Wal::verify` (docs/rules.md R19
 //! still holds: tests/sealed_corruption.rs). A missing, damaged or stale
 //! sidecar falls back to the scan.
 

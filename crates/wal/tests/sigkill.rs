@@ -1,4 +1,4 @@
-//! SPEC R17: under `SyncPolicy::Always` and under `SyncPolicy::Interval`
+//! docs/rules.md R17: under `SyncPolicy::Always` and under `SyncPolicy::Interval`
 //! every acknowledged record survives a crash of the process. A child
 //! process (this test binary, re-executed) appends from several threads and
 //! prints each acknowledged seq; the parent kills it with SIGKILL mid-append,

@@ -1,4 +1,4 @@
-//! SPEC R19: a torn tail of the active segment is cut back to the last whole
+//! docs/rules.md R19: a torn tail of the active segment is cut back to the last whole
 //! record, and a tail that reads back as zeros never decodes as a record.
 //!
 //! For every byte offset inside the last two frames of the last segment, the

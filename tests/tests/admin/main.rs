@@ -1,4 +1,4 @@
-//! The admin API of a running engine (SPEC R24), through real sockets: one
+//! The admin API of a running engine (docs/rules.md R24), through real sockets: one
 //! module per behaviour. Its own binary, so its engines' admin servers and
 //! connection floods do not share a process with the other end-to-end tests.
 

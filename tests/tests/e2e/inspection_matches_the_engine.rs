@@ -1,4 +1,4 @@
-//! SPEC §8, R10, R11: the read-only inspection (`pauselog status`, `queued`,
+//! docs/rules.md §8, R10, R11: the read-only inspection (`pauselog status`, `queued`,
 //! `errors`) shows what the engine itself shows: the same counts and bytes,
 //! and page by page the same records with the same cursors, filtered by key
 //! or not. The inspection reads the logs' indexes and the records of each

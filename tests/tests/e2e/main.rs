@@ -1,5 +1,5 @@
 //! End-to-end tests through the public API, one module per behaviour, each
-//! citing the SPEC rule it checks. One binary, so the crash tests can re-exec
+//! citing the rule of docs/rules.md it checks. One binary, so the crash tests can re-exec
 //! it as a child process.
 
 mod bad_input_changes_nothing;

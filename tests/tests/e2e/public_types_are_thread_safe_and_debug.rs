@@ -1,4 +1,4 @@
-//! SPEC §7: `Engine` is `Send + Sync`; `TableMap` is a cheap
+//! docs/rules.md §7: `Engine` is `Send + Sync`; `TableMap` is a cheap
 //! `Clone + Send + Sync` handle; every public type implements `Debug`.
 
 use pauselog::*;

@@ -1,4 +1,4 @@
-//! The admin web page in a real browser (SPEC R9–R16, R24; issue 17):
+//! The admin web page in a real browser (docs/rules.md R9–R16, R24; issue 17):
 //! headless Chromium, driven through chromedriver, against a running
 //! engine that serves its loopback TCP listener. Every action of the page
 //! has a test that clicks it; each test ends with an empty browser console.

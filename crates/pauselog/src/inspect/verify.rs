@@ -35,8 +35,10 @@ use crate::{Error, Result};
 const BEHIND_RETRIES: u32 = 20;
 const BEHIND_RETRY_PAUSE: Duration = Duration::from_millis(20);
 
-/// What `verify` checked and found.
+/// What `verify` checked and found. Non-exhaustive: the engine builds it
+/// and may check more.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Per map: name, frames checked (released ones included), live bytes.
     pub maps: Vec<(String, u64, u64)>,
