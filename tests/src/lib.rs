@@ -2,6 +2,9 @@
 //! destinations, records. An API change is fixed here, not in every test.
 #![deny(missing_docs)]
 
+pub mod faults;
+pub mod model;
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
