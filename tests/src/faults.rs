@@ -186,6 +186,11 @@ impl FaultStorage {
         self.state().injected
     }
 
+    /// Files whose sync failed by injection so far.
+    pub fn failed_sync_files(&self) -> Vec<PathBuf> {
+        self.state().failed_sync_files.iter().cloned().collect()
+    }
+
     /// Syncs attempted on a file after a sync of that file had failed
     /// (R17 allows none: a failed fsync is never retried on the same file).
     pub fn syncs_after_a_failed_sync(&self) -> Vec<PathBuf> {
