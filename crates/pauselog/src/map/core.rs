@@ -100,8 +100,10 @@ pub(crate) struct SeqState {
 /// Exponentially smoothed records per second of the replay.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct DrainRate {
-    pub per_sec: f64,
+    per_sec: f64,
     last: Option<Instant>,
+    /// Records of the last commit.
+    last_records: u64,
 }
 
 impl DrainRate {
@@ -113,6 +115,17 @@ impl DrainRate {
             self.per_sec = if self.per_sec == 0.0 { sample } else { 0.8 * self.per_sec + 0.2 * sample };
         }
         self.last = Some(now);
+        self.last_records = records;
+    }
+
+    /// The rate now (R9): the smoothed rate, but at most two commits' worth
+    /// of records over the time since the last commit, so that a stalled
+    /// replay's rate falls (and its ETA grows) instead of freezing at what
+    /// it was before the stall.
+    pub fn current(&self) -> f64 {
+        let Some(last) = self.last else { return self.per_sec };
+        let idle_secs = last.elapsed().as_secs_f64().max(1e-6);
+        self.per_sec.min(2.0 * self.last_records as f64 / idle_secs)
     }
 
     pub fn reset(&mut self) {

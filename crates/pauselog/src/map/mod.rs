@@ -363,7 +363,7 @@ impl MapShared {
         let (head, tail) = (core.head, core.tail);
         let queued_records = core.queue_records();
         let catching_up = core.state == StoredState::CatchingUp;
-        let rate = if catching_up { core.drain.per_sec } else { 0.0 };
+        let rate = if catching_up { core.drain.current() } else { 0.0 };
         let pause_time_left = match core.state {
             StoredState::Paused { since_nanos, .. } => Some(
                 self.config.max_pause.saturating_sub(now.duration_since(from_nanos(since_nanos)).unwrap_or_default()),
