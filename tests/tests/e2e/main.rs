@@ -2,6 +2,7 @@
 //! citing the SPEC rule it checks. One binary, so the crash tests can re-exec
 //! it as a child process.
 
+mod background_ticker_runs_rules_without_tick;
 mod bad_input_changes_nothing;
 mod batched_catch_up_matches_record_by_record;
 mod caps_block_without_dropping;
@@ -10,7 +11,10 @@ mod catch_up_redirects_new_writes_to_tail;
 mod corruption_is_reported;
 mod crash_loses_no_acknowledged_record;
 mod delivery_is_at_least_once_in_order;
+mod drain_rate_and_eta_are_sane;
+mod drain_switch_race_under_always_loses_nothing;
 mod fsync_failure_poisons_the_map;
+mod group_commit_shares_fsyncs;
 mod index_store_is_derived;
 mod lanes_deliver_each_key_in_order;
 mod live_sync_delivers_at_once;
@@ -19,6 +23,8 @@ mod pause_from_each_state;
 mod paused_submit_queues_durably;
 mod public_types_are_thread_safe_and_debug;
 mod queued_view_pages_and_filters;
+mod refusals_change_nothing_at_every_entry_point;
+mod replay_backoff_grows_and_is_capped;
 mod retry_errors_is_a_tracked_job;
 mod rules_pause_automatically;
 mod rules_survive_restart_and_catch_up;
