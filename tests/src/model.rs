@@ -661,7 +661,8 @@ impl Harness {
             self.consecutive_unavailable = 0;
             assert!(matches!(result, Ok(Submitted::Live)), "live submit: {result:?}");
             let seq = *self.key_last.get(&rec.key).expect("the live delivery was seen");
-            self.supersede(&rec.key, seq, now);
+            // A live delivery's supersede commit is synced.
+            self.durable |= self.supersede(&rec.key, seq, now);
         }
     }
 
@@ -854,7 +855,8 @@ impl Harness {
     }
 
     /// R16b: a delivery of `seq` of `key` supersedes the key's older errors.
-    fn supersede(&mut self, key: &str, seq: u64, now: SystemTime) {
+    /// True if it changed any.
+    fn supersede(&mut self, key: &str, seq: u64, now: SystemTime) -> bool {
         let mut any = false;
         for entry in self.errors.values_mut() {
             if entry.rec.key == key && entry.rec.seq < seq && entry.reason != ErrorReason::Superseded {
@@ -864,9 +866,7 @@ impl Harness {
                 any = true;
             }
         }
-        if any && self.state == State::Running {
-            self.durable = true; // a live delivery's supersede commit is synced
-        }
+        any
     }
 
     /// Rules on the engine clock, as `submit` and `tick` evaluate them (R7, R14).

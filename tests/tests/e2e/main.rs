@@ -28,6 +28,7 @@ mod replay_backoff_grows_and_is_capped;
 mod retry_errors_is_a_tracked_job;
 mod rules_pause_automatically;
 mod rules_survive_restart_and_catch_up;
+mod seqs_are_never_reused_after_a_power_loss;
 mod skip_to_live_preserves_or_discards;
 mod stale_retry_guard_on_every_path;
 mod state_survives_restart;
