@@ -128,3 +128,23 @@ fn a_scripted_run_walks_every_operation() {
     ];
     run_model(config, &ops);
 }
+
+/// Found by the engine model test: a retry delivered seq 6 of key A and
+/// superseded A's older entries, but wrote that without syncing it; a power
+/// loss brought the entries back unmarked, and the next retry delivered
+/// seq 4 of A after seq 6 (R16b). Retry outcomes are now synced.
+#[test]
+fn a_power_loss_after_a_retry_does_not_let_an_older_record_follow_a_newer_one() {
+    use ModelOp::*;
+    let config = ModelConfig { batch_records: 1, max_queue_bytes: 550, ..ModelConfig::default() };
+    let submit = |key| Submit { key, payload_bytes: 0 };
+    let mut ops = vec![Pause];
+    ops.extend([0, 0, 1, 0, 0, 0, 0].map(submit));
+    ops.extend([
+        Resume(ResumeMode::SkipToLivePreserve),
+        Retry { pick: Pick::Seqs(vec![5]), forced: false },
+        Crash { torn_bytes: None, keep_index: false },
+        Retry { pick: Pick::Seqs(vec![3]), forced: false },
+    ]);
+    run_model(config, &ops);
+}
