@@ -11,13 +11,14 @@
 //! - every seq the map hands out is new, above every seq seen before, also
 //!   after a crash; every record delivered carries the seq it was queued
 //!   with, and per key the seqs accepted by the destination strictly
-//!   increase across live, catch-up, skip and retry, but for a forced retry
-//!   and for a record delivered again after a power loss (R16b, R18, R21);
+//!   increase across live, catch-up, skip and retry, but for a forced
+//!   retry (R16b, R21);
 //! - the queue, the errors and what was delivered are exactly what the
 //!   spec's rules give (R3, R5–R8, R12–R16b);
 //! - counts, bytes, totals and pages agree with a full listing (R6, R9, R10);
-//! - state, queue and errors survive a clean reopen unchanged and a power
-//!   loss as far as they were synced (R4, R17).
+//! - state, queue and errors survive a clean reopen and a power loss
+//!   unchanged: at rest, everything an operation changed is synced (R4,
+//!   R17).
 //!
 //! The engine runs its replay and retries on threads; the harness lets each
 //! operation come to rest (a catch-up whose destination is up drains to
@@ -435,9 +436,6 @@ pub struct Harness {
     blocked: Option<Limit>,
     queue: BTreeMap<u64, Rec>,
     errors: BTreeMap<u64, Entry>,
-    /// The errors as of the last synced meta event: what a power loss may
-    /// bring back (retry outcomes are written, not synced).
-    errors_durable: BTreeMap<u64, Entry>,
     /// Queued records a stalled Strict replay may hold back (module docs).
     ambiguous: BTreeSet<u64>,
     acked: BTreeMap<u64, Rec>,
@@ -445,9 +443,6 @@ pub struct Harness {
     delivered: BTreeSet<u64>,
     /// Acked seqs discarded on purpose (skip with discard, discarded errors).
     discarded: BTreeSet<u64>,
-    /// Delivered seqs a power loss brought back into the errors: a retry
-    /// may deliver them again (at least once, R18).
-    redeliverable: BTreeSet<u64>,
     /// Highest seq seen so far, acknowledged or delivered.
     max_seq: u64,
     /// Highest seq the destination accepted, per key.
@@ -458,8 +453,6 @@ pub struct Harness {
     rejected: HashSet<String>,
     down: bool,
     payload_counter: u64,
-    /// Set by every step that writes a synced meta event.
-    durable: bool,
     /// Acked seqs the current operation should have delivered.
     expect_delivered: Vec<u64>,
     /// A live delivery the current operation should have attempted.
@@ -493,12 +486,10 @@ impl Harness {
             blocked: None,
             queue: BTreeMap::new(),
             errors: BTreeMap::new(),
-            errors_durable: BTreeMap::new(),
             ambiguous: BTreeSet::new(),
             acked: BTreeMap::new(),
             delivered: BTreeSet::new(),
             discarded: BTreeSet::new(),
-            redeliverable: BTreeSet::new(),
             max_seq: 0,
             key_last: HashMap::new(),
             consecutive_unavailable: 0,
@@ -506,7 +497,6 @@ impl Harness {
             rejected: HashSet::new(),
             down: false,
             payload_counter: 0,
-            durable: false,
             expect_delivered: Vec::new(),
             expect_live: None,
             forced_retry: false,
@@ -550,7 +540,6 @@ impl Harness {
             eprintln!("op {}: {op:?}", self.figures.ops + 1);
         }
         self.figures.ops += 1;
-        self.durable = false;
         self.expect_delivered.clear();
         self.expect_live = None;
         self.forced_retry = false;
@@ -585,20 +574,13 @@ impl Harness {
             ModelOp::Crash { torn_bytes, keep_index } => {
                 let mode = torn_bytes.map_or(CrashMode::DropUnsynced, CrashMode::KeepUnsyncedPrefix);
                 self.reopen(Some(mode), *keep_index);
-                self.durable = true;
             }
-            ModelOp::Reopen => {
-                self.reopen(None, true);
-                self.durable = true;
-            }
+            ModelOp::Reopen => self.reopen(None, true),
         }
         self.come_to_rest();
         self.process_calls();
         self.check_deliveries();
         self.check(&format!("after {op:?}"));
-        if self.durable {
-            self.errors_durable = self.errors.clone();
-        }
     }
 
     /// Ends a run: a clean reopen changes nothing; then, with the
@@ -664,8 +646,7 @@ impl Harness {
             self.consecutive_unavailable = 0;
             assert!(matches!(result, Ok(Submitted::Live)), "live submit: {result:?}");
             let seq = *self.key_last.get(&rec.key).expect("the live delivery was seen");
-            // A live delivery's supersede commit is synced.
-            self.durable |= self.supersede(&rec.key, seq, now);
+            self.supersede(&rec.key, seq, now);
         }
     }
 
@@ -713,12 +694,10 @@ impl Harness {
 
     fn set_paused(&mut self, now: SystemTime, reason: PauseReason) {
         self.state = State::Paused { since: now, reason };
-        self.durable = true;
     }
 
     fn block(&mut self, limit: Limit) {
         self.blocked = Some(limit);
-        self.durable = true;
     }
 
     fn resume(&mut self, mode: ResumeMode) {
@@ -733,7 +712,6 @@ impl Harness {
 
     /// The model's half of a resume from Paused.
     fn resumed(&mut self, mode: ResumeMode, now: SystemTime) {
-        self.durable = true;
         match mode {
             ResumeMode::CatchUp => {
                 self.state = State::CatchingUp;
@@ -751,7 +729,6 @@ impl Harness {
             return;
         }
         assert!(result.is_ok(), "skip_to_live({preserve}): {result:?}");
-        self.durable = true;
         if preserve {
             self.preserve(self.clock.now());
         } else {
@@ -840,8 +817,6 @@ impl Harness {
                 delivered += 1;
             }
         }
-        // A retry's outcomes are synced before its job reports them.
-        self.durable |= delivered > 0 || !failed_keys.is_empty();
         let expected = (seqs.len() as u64, delivered, failed, skipped);
         let got = (progress.total, progress.delivered, progress.failed, progress.skipped);
         assert_eq!(got, expected, "retry progress (total, delivered, failed, skipped)");
@@ -856,24 +831,17 @@ impl Harness {
             self.errors.remove(&seq);
             self.discarded.insert(seq);
         }
-        if discarded > 0 {
-            self.durable = true;
-        }
     }
 
     /// R16b: a delivery of `seq` of `key` supersedes the key's older errors.
-    /// True if it changed any.
-    fn supersede(&mut self, key: &str, seq: u64, now: SystemTime) -> bool {
-        let mut any = false;
+    fn supersede(&mut self, key: &str, seq: u64, now: SystemTime) {
         for entry in self.errors.values_mut() {
             if entry.rec.key == key && entry.rec.seq < seq && entry.reason != ErrorReason::Superseded {
                 entry.reason = ErrorReason::Superseded;
                 entry.last_error = Some(SUPERSEDED_TEXT.to_owned());
                 entry.last_failed_at = now;
-                any = true;
             }
         }
-        any
     }
 
     /// Rules on the engine clock, as `submit` and `tick` evaluate them (R7, R14).
@@ -890,7 +858,6 @@ impl Harness {
                 self.set_paused(now, PauseReason::Window { start, end });
             }
             self.window_marks.0 = true;
-            self.durable = true;
         }
         if !ended && now >= end {
             let paused_by_it = matches!(self.state,
@@ -899,7 +866,6 @@ impl Harness {
                 self.resumed(mode, now);
             }
             self.window_marks = (true, true);
-            self.durable = true;
         }
     }
 
@@ -945,7 +911,6 @@ impl Harness {
         }
         self.ambiguous.clear();
         self.go_live();
-        self.durable = true;
     }
 
     /// A stalled Strict replay may still move held-back records.
@@ -1001,15 +966,12 @@ impl Harness {
 
     fn check_key_order(&mut self, record: &QueuedRecord) {
         let last = self.key_last.get(&record.key).copied().unwrap_or(0);
-        if record.seq <= last {
-            let again = self.delivered.contains(&record.seq) && self.redeliverable.contains(&record.seq);
-            assert!(
-                self.forced_retry || again,
-                "R16b/R21: key {} got seq {} after seq {last} (not a forced retry, not a redelivery after a crash)",
-                record.key,
-                record.seq
-            );
-        }
+        assert!(
+            record.seq > last || self.forced_retry,
+            "R16b/R21: key {} got seq {} after seq {last} (not a forced retry)",
+            record.key,
+            record.seq
+        );
         self.key_last.insert(record.key.clone(), last.max(record.seq));
     }
 
@@ -1034,29 +996,6 @@ impl Harness {
         }
         self.open();
         self.consecutive_unavailable = 0;
-        if crash.is_some() {
-            let seen = self.observe();
-            self.adopt_undone_retries(&seen);
-        }
-    }
-
-    /// After a power loss: a retry's outcomes were written but not synced,
-    /// so an error entry may be back as it was at the last synced meta
-    /// event (a delivered one then may be delivered again, R18). Anything
-    /// else [`Harness::check`] compares with the model.
-    fn adopt_undone_retries(&mut self, seen: &Seen) {
-        for (seq, error) in &seen.errors {
-            if self.errors.get(seq).is_some_and(|entry| entry.matches(error)) {
-                continue;
-            }
-            if let Some(entry) = self.errors_durable.get(seq).filter(|entry| entry.matches(error)) {
-                if !self.errors.contains_key(seq) {
-                    assert!(self.delivered.contains(seq), "seq {seq} came back as an error but was never delivered");
-                    self.redeliverable.insert(*seq);
-                }
-                self.errors.insert(*seq, entry.clone());
-            }
-        }
     }
 
     // ---- checks ---------------------------------------------------------------
@@ -1112,7 +1051,6 @@ impl Harness {
                 self.queue.remove(&seq);
                 self.discarded.remove(&seq);
                 self.errors.insert(seq, Entry::observed(rec, error));
-                self.durable = true;
             } else if self.queue.contains_key(&seq) {
                 tolerated.insert(seq);
             }

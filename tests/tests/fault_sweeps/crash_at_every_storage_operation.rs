@@ -4,16 +4,7 @@
 
 use pauselog_tests::faults::{Fault, FaultStorage};
 
-use crate::workloads::{check_after_reopen, crash_mode, run_workload, sweep_plan, Workload, World};
-
-/// Counts the storage operations of a clean run of `workload`.
-fn clean_run_ops(workload: Workload) -> u64 {
-    let world = World::new();
-    let storage = FaultStorage::over_sim(&world.sim);
-    let outcome = run_workload(workload, 0, &world, &storage);
-    assert!(outcome.errors.is_empty(), "a clean run fails nothing: {:?}", outcome.errors);
-    storage.ops()
-}
+use crate::workloads::{check_after_reopen, clean_run_ops, crash_mode, run_workload, sweep_plan, Workload, World};
 
 fn crash_everywhere(workload: Workload) {
     let total_ops = clean_run_ops(workload);

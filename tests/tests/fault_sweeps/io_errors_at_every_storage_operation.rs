@@ -10,15 +10,8 @@ use pauselog_tests::faults::{Fault, FaultStorage, EIO, ENOSPC};
 use pauselog_wal::CrashMode;
 
 use crate::workloads::{
-    check_after_reopen, names_a_file_under, run_workload, sweep_plan, Outcome, Workload, World, MAP,
+    check_after_reopen, clean_run_ops, names_a_file_under, run_workload, sweep_plan, Outcome, Workload, World, MAP,
 };
-
-fn clean_run_ops(workload: Workload) -> u64 {
-    let world = World::new();
-    let storage = FaultStorage::over_sim(&world.sim);
-    run_workload(workload, 0, &world, &storage);
-    storage.ops()
-}
 
 /// Every error a step returned is typed and says where (R17, R20): an I/O
 /// error names a file of the engine, a poisoned map names the map, a cap

@@ -263,6 +263,15 @@ pub fn run_workload(workload: Workload, seed: u64, world: &World, storage: &Faul
     out
 }
 
+/// Counts the storage operations of a clean run of `workload`.
+pub fn clean_run_ops(workload: Workload) -> u64 {
+    let world = World::new();
+    let storage = FaultStorage::over_sim(&world.sim);
+    let outcome = run_workload(workload, 0, &world, &storage);
+    assert!(outcome.errors.is_empty(), "a clean run fails nothing: {:?}", outcome.errors);
+    storage.ops()
+}
+
 /// Every seq the destination has accepted so far, with key and payload.
 fn accepted(dest: &TestDest) -> BTreeMap<u64, (String, Vec<u8>)> {
     dest.delivered().into_iter().map(|r| (r.seq, (r.key, r.payload))).collect()
