@@ -182,6 +182,9 @@ impl Driver<'_> {
         let deadline = Instant::now() + WAIT;
         let mut faulted_at: Option<Instant> = None;
         while self.map.state() != MapState::Running {
+            if self.storage.crashed() {
+                return; // nothing of this process moves any more
+            }
             if self.faulted() {
                 let since = *faulted_at.get_or_insert_with(Instant::now);
                 if since.elapsed() > Duration::from_millis(100) {
