@@ -67,7 +67,8 @@ struct Slot {
 enum Outcome {
     Waiting,
     /// Delivered; the key is kept when it may supersede catch-up errors
-    /// (BestEffort ordering with errors around, R16b).
+    /// (errors around, or records of this catch-up rejected or held back:
+    /// R16b).
     Delivered(Option<String>),
     /// Finished without delivery: goes to the catch-up errors.
     Moved(Box<Moved>),
@@ -151,6 +152,8 @@ struct Replay<'m> {
     /// only added meanwhile by this replay, whose lanes know their own.
     error_keys: HashMap<u64, bool>,
     error_keys_removed: u64,
+    /// This catch-up has held back a record behind its key's errors.
+    held_back_any: bool,
     last_notify: Instant,
 }
 
@@ -199,6 +202,7 @@ impl<'m> Replay<'m> {
             errors_seen: true,
             error_keys: HashMap::new(),
             error_keys_removed: 0,
+            held_back_any: false,
             last_notify: Instant::now(),
         }
     }
@@ -383,6 +387,7 @@ impl<'m> Replay<'m> {
         }
         drop(core);
         for HeldBack { id, mut record } in held_back {
+            self.held_back_any = true;
             let key = std::mem::take(&mut record.key);
             let moved = Moved { key, reason: ErrorReason::BlockedByEarlierFailure, last_error: None };
             self.finish(id, Outcome::Moved(Box::new(moved)));
@@ -402,7 +407,6 @@ impl<'m> Replay<'m> {
         if let Some(sent) = self.sent_at[lane_index].take() {
             self.last_call = sent.elapsed();
         }
-        let strict = self.limits.strict;
         let mut requeue_from = None;
         let mut any_delivered = false;
         for (index, result) in results.into_iter().enumerate() {
@@ -412,7 +416,10 @@ impl<'m> Replay<'m> {
                 Ok(()) => {
                     any_delivered = true;
                     let lane = &self.lanes[lane_index];
-                    let may_supersede = !strict && (self.errors_seen || !lane.rejected.is_empty());
+                    // Under Strict ordering a key with errors is held back, so
+                    // a delivered record has no older errors, unless the ones
+                    // that held back an older record were discarded since.
+                    let may_supersede = self.errors_seen || !lane.rejected.is_empty() || self.held_back_any;
                     Outcome::Delivered(may_supersede.then(|| record.key.clone()))
                 }
                 Err(DeliveryError::Rejected(reason)) => {
