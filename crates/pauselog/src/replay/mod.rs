@@ -725,15 +725,22 @@ impl<'m> Replay<'m> {
             Err(_) => (self.map.lock_to_read(), false),
         };
         if let Some(ragged) = ragged.filter(|_| healthy) {
+            // Released first: a record that stays in the log stays queued
+            // (the next replay reads it again and delivers it again, R18),
+            // or its bytes would leave the queue twice.
+            let seqs: Vec<u64> = ragged.delivered.iter().map(|&(seq, _)| seq).collect();
             let mut released = Vec::new();
-            for (seq, frame_bytes) in ragged.delivered {
-                core.queued_delivered(frame_bytes);
-                released.push(seq);
+            for (lo, hi) in crate::map::to_ranges(&seqs) {
+                match self.map.data.release(lo..=hi) {
+                    Ok(()) => released.push((lo, hi)),
+                    Err(error) => {
+                        tracing::warn!(map = %self.map.name, %error, "could not release delivered records; they stay queued and will be delivered again")
+                    }
+                }
             }
-            let released = crate::map::to_ranges(&released);
-            for &(lo, hi) in &released {
-                if let Err(error) = self.map.data.release(lo..=hi) {
-                    tracing::warn!(map = %self.map.name, %error, "could not release delivered records; they may be delivered again after a restart");
+            for (seq, frame_bytes) in ragged.delivered {
+                if released.iter().any(|&(lo, hi)| (lo..=hi).contains(&seq)) {
+                    core.queued_delivered(frame_bytes);
                 }
             }
             core.stopped_delivered = released;
