@@ -87,9 +87,13 @@ pub enum Fault {
 #[derive(Debug, Default)]
 struct State {
     fault: Option<Fault>,
+    /// The fault applies to operations on files under this directory only.
+    fault_under: Option<PathBuf>,
     ops: u64,
     counts: BTreeMap<OpKind, u64>,
     syncs_by_file: BTreeMap<PathBuf, u64>,
+    /// Counted operations on files under `fault_under`.
+    ops_under: u64,
     dead: bool,
     injected: u64,
     /// Files whose sync failed by injection.
@@ -135,9 +139,27 @@ impl FaultStorage {
     /// Arms `fault`, numbered from the operations counted so far (`at: 1`
     /// is the next one). Replaces any fault armed before.
     pub fn arm(&self, fault: Fault) {
-        let mut state = self.state();
-        let ops = state.ops;
-        state.fault = Some(match fault {
+        let ops = {
+            let mut state = self.state();
+            state.fault_under = None;
+            state.ops
+        };
+        self.arm_at(fault, ops);
+    }
+
+    /// Like [`FaultStorage::arm`], but the fault counts and hits only
+    /// operations on files under `dir` (the data log of one map, say).
+    pub fn arm_under(&self, dir: &Path, fault: Fault) {
+        let ops_under = {
+            let mut state = self.state();
+            state.fault_under = Some(dir.to_path_buf());
+            state.ops_under
+        };
+        self.arm_at(fault, ops_under);
+    }
+
+    fn arm_at(&self, fault: Fault, ops: u64) {
+        self.state().fault = Some(match fault {
             Fault::None => Fault::None,
             Fault::Crash { at, mode } => Fault::Crash { at: ops + at, mode },
             Fault::Fail { at, errno, persistent } => Fault::Fail { at: ops + at, errno, persistent },
@@ -146,7 +168,9 @@ impl FaultStorage {
 
     /// Disarms the fault (a dead process stays dead).
     pub fn disarm(&self) {
-        self.state().fault = None;
+        let mut state = self.state();
+        state.fault = None;
+        state.fault_under = None;
     }
 
     /// A power loss now: what is not synced is lost (or torn, by `mode`)
@@ -217,7 +241,6 @@ impl FaultStorage {
             return Err(Self::dead_error());
         }
         state.ops += 1;
-        let op = state.ops;
         *state.counts.entry(kind).or_insert(0) += 1;
         if kind.is_sync() {
             *state.syncs_by_file.entry(path.to_path_buf()).or_insert(0) += 1;
@@ -225,6 +248,14 @@ impl FaultStorage {
                 state.syncs_after_failure.push(path.to_path_buf());
             }
         }
+        let op = match &state.fault_under {
+            None => state.ops,
+            Some(dir) if path.starts_with(dir) => {
+                state.ops_under += 1;
+                state.ops_under
+            }
+            Some(_) => return Ok(()),
+        };
         match state.fault {
             Some(Fault::Crash { at, mode }) if op == at => {
                 state.dead = true;

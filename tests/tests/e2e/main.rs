@@ -33,5 +33,6 @@ mod skip_to_live_preserves_or_discards;
 mod stale_retry_guard_on_every_path;
 mod state_survives_restart;
 mod stats_show_operator_figures;
+mod stopped_catch_up_accounting_survives_a_failed_release;
 mod strict_hold_back_never_outlives_a_newer_delivery;
 mod versions_make_last_writer_win;
