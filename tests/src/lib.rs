@@ -120,7 +120,7 @@ impl TestDest {
         self.delivered.lock().unwrap().clone()
     }
 
-    /// Seqs accepted so far, in delivery order (0 for live records).
+    /// Seqs accepted so far, in delivery order (live records carry theirs too, R21).
     pub fn delivered_seqs(&self) -> Vec<u64> {
         self.delivered().iter().map(|r| r.seq).collect()
     }
