@@ -194,12 +194,12 @@ pub enum ModelOp {
     /// `Engine::tick()`.
     Tick,
     /// A power loss: unsynced writes are dropped, or a torn prefix of
-    /// `torn_bytes` of each file's unsynced writes is kept; the index store
+    /// `torn_bytes` of each file's unsynced writes is kept; the key index
     /// is kept or deleted; then the engine is opened again.
     Crash {
         /// Unsynced bytes kept per file (a torn write).
         torn_bytes: Option<usize>,
-        /// Keep the index store (else it is deleted: R19a).
+        /// Keep the key index (else it is deleted: R19a).
         keep_index: bool,
     },
     /// A clean close and open.
@@ -465,7 +465,7 @@ pub struct Harness {
 
 impl Harness {
     /// An engine on a fresh simulated storage (and a temp dir for its lock
-    /// and index store), with one map configured by `config`.
+    /// and key index), with one map configured by `config`.
     pub fn new(config: ModelConfig) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let sim = SimStorage::new();
@@ -992,7 +992,11 @@ impl Harness {
             engine.close().expect("a clean close");
         }
         if !keep_index {
-            std::fs::remove_dir_all(self.dir.path().join("index")).expect("delete the index store");
+            // The key index is derived data (R19a): the next open rebuilds it.
+            match std::fs::remove_dir_all(self.dir.path().join("maps").join(MAP).join("keys")) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => panic!("delete the key index: {error}"),
+                _ => {}
+            }
         }
         self.open();
         self.consecutive_unavailable = 0;

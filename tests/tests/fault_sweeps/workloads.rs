@@ -86,7 +86,7 @@ pub fn crash_mode(seed: u64) -> CrashMode {
     }
 }
 
-/// The simulated disk, the directory for the lock and the index store, the
+/// The simulated disk, the directory for the lock and the key index, the
 /// clock and the destination, shared by the process that is faulted and
 /// the one that opens after it.
 pub struct World {
