@@ -520,6 +520,7 @@ impl Harness {
             .tick_interval(None)
             .segment_bytes_max(SEGMENT_BYTES)
             .storage(self.storage.seam())
+            .admin_socket(false)
             .open()
             .expect("the engine opens");
         let map = engine.table_map(MAP, self.map_config.clone(), self.dest.clone()).expect("the map opens");

@@ -118,6 +118,7 @@ impl World {
             .tick_interval(None)
             .segment_bytes_max(workload.segment_bytes())
             .storage(storage.seam())
+            .admin_socket(false)
             .open()?;
         let map = engine.table_map(MAP, workload.config(), self.dest.clone())?;
         Ok((engine, map))
