@@ -132,6 +132,18 @@ impl FaultStorage {
         Arc::new(self.clone())
     }
 
+    /// An engine on `dir` whose map logs go through this storage, under
+    /// `sync`, with a manual clock at [`crate::epoch`] and no ticker.
+    pub fn engine(&self, dir: &Path, sync: pauselog::SyncPolicy) -> pauselog::Engine {
+        pauselog::Engine::builder(dir)
+            .sync(sync)
+            .clock(crate::clock())
+            .tick_interval(None)
+            .storage(self.seam())
+            .open()
+            .expect("engine opens")
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

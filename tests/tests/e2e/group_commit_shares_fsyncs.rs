@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use pauselog::{Engine, FsStorage, MapConfig, Submitted, SyncPolicy};
+use pauselog::{FsStorage, MapConfig, Submitted, SyncPolicy};
 use pauselog_tests::faults::FaultStorage;
 use pauselog_tests::*;
 
@@ -14,13 +14,7 @@ use pauselog_tests::*;
 fn acks_per_fsync(writers: u64, records_per_writer: u64) -> (u64, u64) {
     let dir = tempfile::tempdir().unwrap();
     let storage = FaultStorage::over(Arc::new(FsStorage));
-    let engine = Engine::builder(dir.path())
-        .sync(SyncPolicy::Always)
-        .clock(clock())
-        .tick_interval(None)
-        .storage(storage.seam())
-        .open()
-        .unwrap();
+    let engine = storage.engine(dir.path(), SyncPolicy::Always);
     let map = open_map(&engine, "m", MapConfig::default(), &TestDest::new());
     map.pause().unwrap();
     let data_dir = dir.path().join("maps").join("m").join("data");

@@ -18,13 +18,7 @@ fn open(
     sync: SyncPolicy,
     dest: &Arc<TestDest>,
 ) -> (Engine, pauselog::TableMap) {
-    let engine = Engine::builder(dir)
-        .sync(sync)
-        .clock(clock())
-        .tick_interval(None)
-        .storage(FaultStorage::over_sim(sim).seam())
-        .open()
-        .unwrap();
+    let engine = FaultStorage::over_sim(sim).engine(dir, sync);
     let map = open_map(&engine, "m", MapConfig::default(), dest);
     (engine, map)
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pauselog::{DeliveryError, Destination, Engine, Error, MapConfig, QueuedRecord, ResumeMode, SyncPolicy};
+use pauselog::{DeliveryError, Destination, Error, MapConfig, QueuedRecord, ResumeMode, SyncPolicy};
 use pauselog_tests::faults::{Fault, FaultStorage, EIO};
 use pauselog_tests::model::record_bytes;
 use pauselog_tests::*;
@@ -42,13 +42,7 @@ fn records_a_stopped_catch_up_cannot_release_stay_queued_and_are_delivered_again
     let dir = tempfile::tempdir().unwrap();
     let sim = SimStorage::new();
     let storage = FaultStorage::over_sim(&sim);
-    let engine = Engine::builder(dir.path())
-        .sync(SyncPolicy::Always)
-        .clock(clock())
-        .tick_interval(None)
-        .storage(storage.seam())
-        .open()
-        .unwrap();
+    let engine = storage.engine(dir.path(), SyncPolicy::Always);
     let dest = Arc::new(SlowKeyDown::default());
     let config = MapConfig { lanes: 2, replay_batch_records: 1, ..MapConfig::default() };
     let map = engine.table_map("m", config, dest.clone()).unwrap();
