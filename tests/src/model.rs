@@ -460,6 +460,9 @@ pub struct Harness {
     forced_retry: bool,
     /// Acked seqs the destination accepted so far in the current operation.
     accepted: Vec<u64>,
+    /// The model before each operation, and the operation: printed when a
+    /// check fails.
+    trace: Vec<String>,
     figures: ModelFigures,
 }
 
@@ -501,6 +504,7 @@ impl Harness {
             expect_live: None,
             forced_retry: false,
             accepted: Vec::new(),
+            trace: Vec::new(),
             figures: ModelFigures::default(),
         };
         harness.open();
@@ -535,11 +539,16 @@ impl Harness {
     /// Applies one operation to the engine and the model, lets it come to
     /// rest, and checks every invariant (module docs).
     pub fn apply(&mut self, op: &ModelOp) {
-        if std::env::var_os("PAUSELOG_MODEL_TRACE").is_some() {
-            let errors: Vec<(u64, ErrorReason)> = self.errors.values().map(|e| (e.rec.seq, e.reason)).collect();
-            eprintln!("model: {:?} queue {:?} errors {errors:?}", self.state, self.queue.keys().collect::<Vec<_>>());
-            eprintln!("op {}: {op:?}", self.figures.ops + 1);
-        }
+        let errors: Vec<(u64, ErrorReason)> = self.errors.values().map(|e| (e.rec.seq, e.reason)).collect();
+        let queue: Vec<u64> = self.queue.keys().copied().collect();
+        self.trace.push(format!(
+            "model {:?}, blocked {:?}, down {}, queue {queue:?}, errors {errors:?}, acked through {:?}\nop {}: {op:?}",
+            self.state,
+            self.blocked,
+            self.down,
+            self.acked.keys().next_back(),
+            self.figures.ops + 1
+        ));
         self.figures.ops += 1;
         self.expect_delivered.clear();
         self.expect_live = None;
@@ -618,15 +627,16 @@ impl Harness {
         self.evaluate_rules(now);
         let record = Record::new(key, Op::Update, payload.clone());
         let result = self.map().submit(record);
-        // A live attempt takes a new seq before any record queued after it.
+        let rec = Rec { seq: 0, key: key.to_owned(), payload: payload.clone(), queued_at: now };
         if self.state == State::Running {
-            self.expect_live = Some((key.to_owned(), payload.clone()));
-        }
-        self.process_calls();
-        let rec = Rec { seq: 0, key: key.to_owned(), payload, queued_at: now };
-        if self.state == State::Running {
+            // The live attempt took a new seq before any record queued after
+            // it (a health rule's pause queues the record).
+            self.expect_live = Some((key.to_owned(), payload));
+            self.process_calls();
             self.submit_live(rec, result, now);
         } else {
+            // A running catch-up may deliver the record before its
+            // acknowledgement is noted: the calls are looked at after it.
             self.enqueue(rec, result, now);
         }
     }
@@ -943,7 +953,8 @@ impl Harness {
                 assert_eq!(
                     expected.as_ref().map(|(k, p)| (k.as_str(), p.as_slice())),
                     Some((record.key.as_str(), record.payload.as_slice())),
-                    "an unexpected call with a new seq {seq}"
+                    "an unexpected call with a new seq {seq} (answered {:?})",
+                    call.answer
                 );
                 self.max_seq = seq;
             }
@@ -1136,10 +1147,17 @@ fn seqs_of<T>(items: Vec<T>, seq: impl Fn(&T) -> u64) -> BTreeMap<u64, T> {
 }
 
 /// Runs `ops` on a fresh harness and finishes it (see [`Harness::finish`]).
+/// On a failed check, the model and the operations before it are printed.
 pub fn run_model(config: ModelConfig, ops: &[ModelOp]) -> ModelFigures {
     let mut harness = Harness::new(config);
-    for op in ops {
-        harness.apply(op);
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for op in ops {
+            harness.apply(op);
+        }
+    }));
+    if let Err(panic) = run {
+        eprintln!("engine model: a check failed; the run so far:\n{}", harness.trace.join("\n"));
+        std::panic::resume_unwind(panic);
     }
     let figures = harness.figures();
     harness.finish();

@@ -148,3 +148,26 @@ fn a_power_loss_after_a_retry_does_not_let_an_older_record_follow_a_newer_one() 
     ]);
     run_model(config, &ops);
 }
+
+/// Found by the engine_ops fuzz target: a window's end resumed the map with
+/// catch-up inside a submit, and the catch-up delivered that very record
+/// before the model had noted its acknowledgement; the model took the
+/// delivery for a live call. The model now looks at a queued submit's calls
+/// after its acknowledgement.
+#[test]
+fn a_record_queued_as_a_window_ends_may_be_delivered_before_its_ack_is_noted() {
+    use ModelOp::*;
+    let config = ModelConfig {
+        max_queue_bytes: 400,
+        window: Some((0, 1800, Some(ResumeMode::CatchUp))),
+        health_rule: Some(2),
+        batch_records: 1,
+        ..ModelConfig::default()
+    };
+    let submit = Submit { key: 0, payload_bytes: 0 };
+    let mut ops = vec![submit.clone(); 10];
+    ops.extend([Tick, Advance { secs: 1800 }, submit.clone(), submit.clone(), Advance { secs: 4000 }]);
+    for _ in 0..5 {
+        run_model(config.clone(), &ops);
+    }
+}
