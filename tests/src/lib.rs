@@ -4,6 +4,9 @@
 #![deny(missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
+pub mod faults;
+pub mod model;
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -119,7 +122,7 @@ impl TestDest {
         self.delivered.lock().unwrap().clone()
     }
 
-    /// Seqs accepted so far, in delivery order (0 for live records).
+    /// Seqs accepted so far, in delivery order (live records carry theirs too, R21).
     pub fn delivered_seqs(&self) -> Vec<u64> {
         self.delivered().iter().map(|r| r.seq).collect()
     }

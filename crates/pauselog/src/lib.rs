@@ -52,6 +52,8 @@ mod destination;
 mod engine;
 mod error;
 mod errors_table;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inspect;
 mod map;
 mod meta;

@@ -514,6 +514,14 @@ mod legacy {
         let options = bincode::DefaultOptions::new().with_fixint_encoding().reject_trailing_bytes();
         let event: V1MetaEvent =
             options.deserialize(body).map_err(|error| format!("version 1 meta event does not decode: {error}"))?;
+        // The same check as version 2's: a run names seqs from 1 up.
+        let runs = match &event {
+            V1MetaEvent::Commit(commit) => commit.add_errors.iter().chain(&commit.update_errors).collect::<Vec<_>>(),
+            V1MetaEvent::Snapshot { errors, .. } => errors.iter().collect(),
+        };
+        if let Some(bad) = runs.iter().find(|run| run.lo == 0 || run.lo > run.hi) {
+            return Err(format!("catch-up error run {}..={} is empty or names seq 0", bad.lo, bad.hi));
+        }
         Ok(match event {
             V1MetaEvent::Commit(commit) => MetaEvent::Commit(Commit {
                 state: commit.state.map(state),
@@ -756,6 +764,32 @@ mod tests {
             assert_eq!(bytes, golden(&file), "{file}: the encoding changed");
             assert_eq!(decode_event(&bytes), Ok(event), "{file}");
         }
+    }
+
+    /// Found by the `meta_event` fuzz target: a version 1 event whose error
+    /// run is empty or names seq 0 decoded (version 2 refuses it), so the
+    /// engine applied a run that `ErrorTable` cannot hold and re-encoding
+    /// the event gave bytes it refuses to read.
+    #[test]
+    fn version_1_runs_that_are_empty_or_name_seq_0_are_refused() {
+        let v1_commit_adding = |lo: u64, hi: u64| {
+            let mut body = vec![0, 0, 0, 0]; // variant Commit
+            body.extend([0, 0, 0]); // no state, no blocked, no head
+            body.extend(1u64.to_le_bytes()); // one added run
+            body.extend(lo.to_le_bytes());
+            body.extend(hi.to_le_bytes());
+            body.extend(0u32.to_le_bytes()); // Rejected
+            body.push(0); // no last_error
+            body.extend(1u32.to_le_bytes()); // attempts
+            body.extend(T0.to_le_bytes());
+            body.extend(T0.to_le_bytes());
+            body.extend(0u64.to_le_bytes()); // no removed runs
+            body.extend(0u64.to_le_bytes()); // no updated runs
+            body
+        };
+        assert!(decode_event(&v1_commit_adding(3, 4)).is_ok(), "a valid run decodes");
+        assert!(decode_event(&v1_commit_adding(0, 0)).is_err(), "a run naming seq 0");
+        assert!(decode_event(&v1_commit_adding(5, 3)).is_err(), "an empty run");
     }
 
     /// What a decoder does not fully understand is refused, never half-read.

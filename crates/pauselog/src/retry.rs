@@ -421,9 +421,12 @@ impl<'a> Lane<'a> {
             update_errors: updates.clone(),
             ..Commit::default()
         };
+        // Synced, as a live delivery's supersede is: once the destination
+        // has a newer record of a key, a power loss must not bring back its
+        // older entries unmarked for a later retry to deliver over it (R16b).
         let committed = self
             .map
-            .commit(commit, false)
+            .commit(commit, true)
             .and_then(|()| self.map.meta.flush().map_err(|e| Error::from_wal(&self.map.name, e)));
         if let Err(error) = committed {
             tracing::warn!(map = %self.map.name, %error, "retry could not record its outcomes; the entries stay");

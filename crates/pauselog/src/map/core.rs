@@ -103,7 +103,7 @@ const DRAIN_IDLE_GRACE_SECS: f64 = 1.0;
 /// Exponentially smoothed records per second of the replay.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct DrainRate {
-    pub per_sec: f64,
+    per_sec: f64,
     last: Option<Instant>,
 }
 

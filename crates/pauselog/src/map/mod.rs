@@ -368,6 +368,12 @@ impl MapShared {
         }
         let through = seq.checked_add(SEQ_RESERVE_BLOCK).expect("seqs stay far below u64::MAX");
         self.commit(Commit { seq_reserved: Some(through), ..Commit::default() }, true)?;
+        if self.ctx.sync == SyncPolicy::Never {
+            // `commit` leaves it unsynced under Never, but a seq the
+            // destination may see must not come back after a crash under any
+            // policy (R21); one fsync per SEQ_RESERVE_BLOCK seqs.
+            self.meta.sync().map_err(|e| Error::from_wal(&self.name, e))?;
+        }
         core.seqs.reserved_through = through;
         Ok(())
     }

@@ -67,7 +67,8 @@ struct Slot {
 enum Outcome {
     Waiting,
     /// Delivered; the key is kept when it may supersede catch-up errors
-    /// (BestEffort ordering with errors around, R16b).
+    /// (errors around, or records of this catch-up rejected or held back:
+    /// R16b).
     Delivered(Option<String>),
     /// Finished without delivery: goes to the catch-up errors.
     Moved(Box<Moved>),
@@ -151,6 +152,8 @@ struct Replay<'m> {
     /// only added meanwhile by this replay, whose lanes know their own.
     error_keys: HashMap<u64, bool>,
     error_keys_removed: u64,
+    /// This catch-up has held back a record behind its key's errors.
+    held_back_any: bool,
     last_notify: Instant,
 }
 
@@ -199,6 +202,7 @@ impl<'m> Replay<'m> {
             errors_seen: true,
             error_keys: HashMap::new(),
             error_keys_removed: 0,
+            held_back_any: false,
             last_notify: Instant::now(),
         }
     }
@@ -379,6 +383,7 @@ impl<'m> Replay<'m> {
         }
         drop(core);
         for HeldBack { id, mut record } in held_back {
+            self.held_back_any = true;
             let key = std::mem::take(&mut record.key);
             let moved = Moved { key, reason: ErrorReason::BlockedByEarlierFailure, last_error: None };
             self.finish(id, Outcome::Moved(Box::new(moved)));
@@ -398,7 +403,6 @@ impl<'m> Replay<'m> {
         if let Some(sent) = self.sent_at[lane_index].take() {
             self.last_call = sent.elapsed();
         }
-        let strict = self.limits.strict;
         let mut requeue_from = None;
         let mut any_delivered = false;
         for (index, result) in results.into_iter().enumerate() {
@@ -408,7 +412,10 @@ impl<'m> Replay<'m> {
                 Ok(()) => {
                     any_delivered = true;
                     let lane = &self.lanes[lane_index];
-                    let may_supersede = !strict && (self.errors_seen || !lane.rejected.is_empty());
+                    // Under Strict ordering a key with errors is held back, so
+                    // a delivered record has no older errors, unless the ones
+                    // that held back an older record were discarded since.
+                    let may_supersede = self.errors_seen || !lane.rejected.is_empty() || self.held_back_any;
                     Outcome::Delivered(may_supersede.then(|| record.key.clone()))
                 }
                 Err(DeliveryError::Rejected(reason)) => {
@@ -714,15 +721,22 @@ impl<'m> Replay<'m> {
             Err(_) => (self.map.lock_to_read(), false),
         };
         if let Some(ragged) = ragged.filter(|_| healthy) {
+            // Released first: a record that stays in the log stays queued
+            // (the next replay reads it again and delivers it again, R18),
+            // or its bytes would leave the queue twice.
+            let seqs: Vec<u64> = ragged.delivered.iter().map(|&(seq, _)| seq).collect();
             let mut released = Vec::new();
-            for (seq, frame_bytes) in ragged.delivered {
-                core.queued_delivered(frame_bytes);
-                released.push(seq);
+            for (lo, hi) in crate::map::to_ranges(&seqs) {
+                match self.map.data.release(lo..=hi) {
+                    Ok(()) => released.push((lo, hi)),
+                    Err(error) => {
+                        tracing::warn!(map = %self.map.name, %error, "could not release delivered records; they stay queued and will be delivered again")
+                    }
+                }
             }
-            let released = crate::map::to_ranges(&released);
-            for &(lo, hi) in &released {
-                if let Err(error) = self.map.data.release(lo..=hi) {
-                    tracing::warn!(map = %self.map.name, %error, "could not release delivered records; they may be delivered again after a restart");
+            for (seq, frame_bytes) in ragged.delivered {
+                if released.iter().any(|&(lo, hi)| (lo..=hi).contains(&seq)) {
+                    core.queued_delivered(frame_bytes);
                 }
             }
             core.stopped_delivered = released;
