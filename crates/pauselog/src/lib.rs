@@ -73,3 +73,9 @@ pub use pauselog_wal::storage::{FsStorage, Mapped, Storage, StorageFile};
 pub use pauselog_wal::{SyncLatency, SyncPolicy, SYNC_LATENCY_BOUNDS_US};
 pub use retry::{RetryJob, RetryProgress};
 pub use types::*;
+
+/// The README's quick start, compiled and run as a doctest so that the
+/// front door cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
