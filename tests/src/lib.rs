@@ -67,6 +67,8 @@ pub struct TestDest {
     gate_filter: Mutex<Option<RecordFilter>>,
     /// The keys of each `deliver_batch` call, in call order.
     batch_keys: Mutex<Vec<Vec<String>>>,
+    /// How long each `deliver_batch` call waits first (a round trip).
+    round_trip_micros: AtomicU64,
 }
 
 impl TestDest {
@@ -94,6 +96,12 @@ impl TestDest {
     /// `set_unavailable(false)`.
     pub fn unavailable_after(&self, n: u64) {
         self.unavailable_after.store(self.delivered.lock().unwrap().len() as u64 + n + 1, Ordering::SeqCst);
+    }
+
+    /// Makes every `deliver_batch` call wait `round_trip` first, as a call
+    /// over a network does: the catch-up then opens its lanes (R22).
+    pub fn round_trip(&self, round_trip: std::time::Duration) {
+        self.round_trip_micros.store(u64::try_from(round_trip.as_micros()).unwrap_or(u64::MAX), Ordering::SeqCst);
     }
 
     /// Makes deliveries wait until [`TestDest::open_gate`].
@@ -189,6 +197,10 @@ impl Destination for TestDest {
     }
 
     fn deliver_batch(&self, batch: &[QueuedRecord]) -> Vec<Result<(), DeliveryError>> {
+        let round_trip = self.round_trip_micros.load(Ordering::SeqCst);
+        if round_trip > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(round_trip));
+        }
         self.batch_keys.lock().unwrap().push(batch.iter().map(|r| r.key.clone()).collect());
         batch.iter().map(|record| self.deliver(record)).collect()
     }
@@ -219,7 +231,9 @@ pub fn open_map(engine: &Engine, name: &str, config: MapConfig, dest: &Arc<TestD
 
 /// Waits until the map is Running.
 pub fn wait_running(map: &TableMap) {
-    map.wait_for(|s| matches!(s, MapState::Running), WAIT).expect("map reaches Running");
+    if let Err(error) = map.wait_for(|s| matches!(s, MapState::Running), WAIT) {
+        panic!("map reaches Running: {error}; {:#?}", map.stats());
+    }
 }
 
 /// True if the state is Paused.

@@ -329,9 +329,14 @@ pub struct MapConfig {
     /// Parallel key lanes of the catch-up and of retry jobs (R22): records
     /// are split by a hash of their integration key; each lane delivers its
     /// records in seq order with one call in flight, so up to `lanes` calls
-    /// are in flight per map. 1 delivers from the replay thread itself.
-    /// Default: 8 (see BENCHMARKS.md: against a destination that costs a
-    /// round trip per call, the drain grows with the lanes).
+    /// are in flight per map. A catch-up starts in one lane, delivering from
+    /// the replay thread itself, and opens all `lanes` (on threads of their
+    /// own) once its calls are seen to wait (a round trip, a busy server)
+    /// longer than the replay works between two calls: lanes overlap
+    /// waiting, and against a destination that answers at once they would
+    /// only add hand-overs. 1 never opens more. Default: 8 (BENCHMARKS.md:
+    /// against a destination that costs a round trip per call, the drain
+    /// grows with the lanes).
     pub lanes: usize,
     /// During catch-up, deliver a new record live at once when its key has
     /// nothing queued, nothing in flight and no catch-up errors, instead of

@@ -1,5 +1,5 @@
 //! R22: the catch-up runs in key lanes, one call in flight per lane, so
-//! several calls are in flight per map; each key is in one lane and is
+//! several calls are in flight per map (once the calls are seen to wait); each key is in one lane and is
 //! delivered in seq order, never in two calls at once; the committed head
 //! is the finished prefix. A rejection in one lane does not stop the
 //! others; `Unavailable` backs off the map and redelivers nothing; a pause
@@ -25,6 +25,8 @@ struct Watch {
     delivered: Mutex<Vec<QueuedRecord>>,
     /// The next call holding this key answers Unavailable (once).
     unavailable_once_for: Mutex<Option<String>>,
+    /// Calls answer at once instead of waiting 300 µs like a round trip.
+    answers_at_once: AtomicBool,
 }
 
 impl Destination for Watch {
@@ -45,7 +47,9 @@ impl Destination for Watch {
                 }
             }
         }
-        std::thread::sleep(Duration::from_micros(300));
+        if !self.answers_at_once.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_micros(300));
+        }
         let unavailable = {
             let mut once = self.unavailable_once_for.lock().unwrap();
             let hit = once.as_ref().is_some_and(|key| batch.iter().any(|r| &r.key == key));
@@ -69,9 +73,13 @@ impl Destination for Watch {
 }
 
 fn catch_up_through(lanes: usize, ordering: KeyOrdering, records: u64, keys: u64) -> std::sync::Arc<Watch> {
+    catch_up_into(Watch::default(), lanes, ordering, records, keys)
+}
+
+fn catch_up_into(dest: Watch, lanes: usize, ordering: KeyOrdering, records: u64, keys: u64) -> std::sync::Arc<Watch> {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_with(dir.path(), &clock(), pauselog::SyncPolicy::Never);
-    let dest = std::sync::Arc::new(Watch::default());
+    let dest = std::sync::Arc::new(dest);
     let config = MapConfig { lanes, key_ordering: ordering, replay_batch_records: 64, ..MapConfig::default() };
     let map = engine.table_map("m", config, dest.clone()).unwrap();
     map.pause().unwrap();
@@ -104,6 +112,20 @@ fn every_record_once_per_key_in_seq_order_whatever_the_lanes() {
             }
         }
     }
+}
+
+/// The replay delivers on its own thread until its calls are seen to wait
+/// (a round trip, a server) longer than it works between them; then it
+/// opens the configured lanes. Against a destination that answers at once
+/// it stays in one lane, where more would only add threads and hand-overs.
+#[test]
+fn lanes_open_for_a_destination_that_waits_and_stay_shut_for_one_that_does_not() {
+    let waits = catch_up_through(8, KeyOrdering::Strict, 3000, 200);
+    assert!(waits.calls_max.load(Ordering::SeqCst) >= 2, "calls that wait: the lanes opened");
+    let at_once = Watch { answers_at_once: AtomicBool::new(true), ..Watch::default() };
+    let at_once = catch_up_into(at_once, 8, KeyOrdering::Strict, 3000, 200);
+    assert_eq!(at_once.delivered.lock().unwrap().len(), 3000);
+    assert_eq!(at_once.calls_max.load(Ordering::SeqCst), 1, "calls that answer at once: one lane");
 }
 
 #[test]
@@ -154,7 +176,11 @@ fn a_skip_or_pause_while_one_lane_is_held_splits_the_backlog_exactly() {
         let total = 1200u64;
         fixture.queue(total, |n| format!("K{}", n % 48));
         dest.reject("K5");
-        dest.close_gate_for(|record| record.key == "K0");
+        // Calls that wait like round trips: the lanes open after the first
+        // few calls, which the replay makes on its own thread; K0's lane is
+        // held from then on.
+        dest.round_trip(Duration::from_micros(200));
+        dest.close_gate_for(|record| record.key == "K0" && record.seq > 200);
         map.resume(ResumeMode::CatchUp).unwrap();
         while dest.delivered().len() < 600 {
             std::thread::yield_now(); // the other lanes run ahead of K0's

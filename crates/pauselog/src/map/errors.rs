@@ -55,7 +55,10 @@ impl MapShared {
     /// Deletes the key runs whose records have all left the data log.
     pub fn drop_dead_runs(&self, core: &mut Core) -> Result<()> {
         let data = &self.data;
-        core.keys.retain_runs(|lo, hi| data.range_records(lo..=hi) > 0).map_err(Error::from_index)?;
+        // A run that reaches the queue holds queued records; only runs
+        // wholly below the head (released, or catch-up errors) are counted.
+        let head = core.head;
+        core.keys.retain_runs(|lo, hi| hi >= head || data.range_records(lo..=hi) > 0).map_err(Error::from_index)?;
         Ok(())
     }
 

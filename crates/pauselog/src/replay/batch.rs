@@ -139,7 +139,9 @@ impl Former {
                 self.kept.push_back(item);
                 continue;
             }
-            self.in_batch.insert(item.hash);
+            if limits.strict {
+                self.in_batch.insert(item.hash);
+            }
             bytes += item.record.key.len() + item.record.payload.len();
             ids.push(item.id);
             batch.push(item.record);

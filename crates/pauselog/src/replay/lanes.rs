@@ -32,10 +32,13 @@ pub(crate) enum LanePool {
 }
 
 impl LanePool {
-    pub fn new(map: &Arc<MapShared>, lanes: usize) -> std::io::Result<LanePool> {
-        if lanes == 1 {
-            return Ok(LanePool::Inline { done: VecDeque::new() });
-        }
+    /// Delivery on the replay thread: one lane.
+    pub fn inline() -> LanePool {
+        LanePool::Inline { done: VecDeque::new() }
+    }
+
+    /// One thread per lane.
+    pub fn threads(map: &Arc<MapShared>, lanes: usize) -> std::io::Result<LanePool> {
         let (done_sender, done) = channel();
         let (mut jobs, mut threads) = (Vec::with_capacity(lanes), Vec::with_capacity(lanes));
         for lane in 0..lanes {
@@ -82,6 +85,10 @@ impl LanePool {
         }
     }
 
+    pub fn is_inline(&self) -> bool {
+        matches!(self, LanePool::Inline { .. })
+    }
+
     /// Stops the lane threads (their calls have all answered).
     pub fn close(self) {
         if let LanePool::Threads { jobs, threads, .. } = self {
@@ -91,6 +98,27 @@ impl LanePool {
             }
         }
     }
+}
+
+/// What the calling thread has done so far: its CPU time (Linux
+/// `CLOCK_THREAD_CPUTIME_ID`) and how often it blocked (voluntary context
+/// switches, `RUSAGE_THREAD`); `None` where either is missing.
+pub(crate) fn thread_usage() -> Option<(std::time::Duration, i64)> {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `clock_gettime` only writes the `timespec` it is given, which
+    // lives on this stack frame for the whole call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+        return None;
+    }
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `getrusage` only writes the `rusage` it is given, which lives
+    // on this stack frame for the whole call.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+        return None;
+    }
+    let cpu = std::time::Duration::new(u64::try_from(now.tv_sec).ok()?, u32::try_from(now.tv_nsec).ok()?);
+    Some((cpu, usage.ru_nvcsw))
 }
 
 /// One `deliver_batch` call, with one result per record whatever the

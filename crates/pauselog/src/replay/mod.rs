@@ -41,6 +41,10 @@ const PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_millis(10);
 /// Batches per lane of records read and not finished (waiting in their
 /// lane or in flight): what the replay holds in memory.
 const UNFINISHED_BATCHES_PER_LANE: usize = 4;
+/// The same while the replay delivers on its own thread: the next batch
+/// and one more for the Strict look-ahead. More only pushes the payloads
+/// read ahead out of the CPU's caches before the destination reads them.
+const INLINE_UNFINISHED_BATCHES: usize = 2;
 /// Record bytes read and not finished, at most (payloads held in memory).
 const UNFINISHED_BYTES_MAX: u64 = 64 << 20;
 /// Batches per lane of records read and not committed, finished or not:
@@ -92,30 +96,22 @@ struct Lane {
 
 pub(crate) fn run(map: Arc<MapShared>, generation: u64) {
     let _span = tracing::info_span!("replay", map = %map.name, generation).entered();
-    let pool = match LanePool::new(&map, map.config.lanes) {
-        Ok(pool) => pool,
-        Err(error) => {
-            tracing::error!(map = %map.name, %error, "replay lanes could not start");
-            let mut core = map.lock_to_read();
-            core.last_error = Some(format!("the replay's lane threads could not start: {error}"));
-            if core.replay_owner == Some(generation) {
-                core.replay_owner = None;
-            }
-            map.changed.notify_all();
-            return;
-        }
-    };
-    let mut replay = Replay::new(&map, generation, pool);
+    let mut replay = Replay::new(&map, generation);
     replay.run();
-    replay.pool.close();
+    std::mem::replace(&mut replay.pool, LanePool::inline()).close();
 }
 
 struct Replay<'m> {
     map: &'m Arc<MapShared>,
     generation: u64,
     limits: Limits,
+    /// The lanes open: one, delivering on this thread, until the calls are
+    /// found to take longer than the replay's own work per batch; then
+    /// `MapConfig::lanes` of them, on threads (see `open_lanes_if_bound`).
     lanes: Vec<Lane>,
     pool: LanePool,
+    /// How the calls made on this thread spend their time.
+    timer: InlineTimer,
     in_flight: usize,
     window: VecDeque<Slot>,
     /// Slot id of `window[0]`.
@@ -157,6 +153,48 @@ struct Replay<'m> {
     last_notify: Instant,
 }
 
+/// Times the calls the replay makes on its own thread (one lane): how long
+/// each waits (its wall time less the CPU time it took on this thread, for
+/// a call that blocked at least once: a thread that was only preempted did
+/// not wait for the destination) and the replay's own work between two
+/// calls, smoothed.
+#[derive(Debug, Default)]
+struct InlineTimer {
+    wait: Duration,
+    work: Duration,
+    calls: u32,
+    last_call_end: Option<Instant>,
+}
+
+impl InlineTimer {
+    /// Calls measured before the timer answers.
+    const CALLS_MEASURED: u32 = 8;
+
+    /// Times a call sent at `sent` that just answered.
+    fn measure(&mut self, sent: Instant, usage_before: Option<(Duration, i64)>) {
+        let answered = Instant::now();
+        let usage = usage_before.zip(lanes::thread_usage());
+        if let (Some(last_end), Some(((cpu_before, blocks_before), (cpu_after, blocks_after)))) = (self.last_call_end, usage) {
+            let wait = if blocks_after > blocks_before {
+                answered.saturating_duration_since(sent).saturating_sub(cpu_after.saturating_sub(cpu_before))
+            } else {
+                Duration::ZERO
+            };
+            let smooth = |ewma: Duration, sample: Duration| (ewma * 3 + sample) / 4;
+            let first = self.calls == 0;
+            self.work = if first { sent.saturating_duration_since(last_end) } else { smooth(self.work, sent.saturating_duration_since(last_end)) };
+            self.wait = if first { wait } else { smooth(self.wait, wait) };
+            self.calls = self.calls.saturating_add(1);
+        }
+        self.last_call_end = Some(answered);
+    }
+
+    /// The calls wait longer than the replay works between them.
+    fn waiting_bound(&self) -> bool {
+        self.calls >= Self::CALLS_MEASURED && self.wait > self.work
+    }
+}
+
 /// What the map's state says the replay should do next.
 enum Control {
     Stop,
@@ -164,9 +202,9 @@ enum Control {
 }
 
 impl<'m> Replay<'m> {
-    fn new(map: &'m Arc<MapShared>, generation: u64, pool: LanePool) -> Self {
+    fn new(map: &'m Arc<MapShared>, generation: u64) -> Self {
         let config = &map.config;
-        let lanes = config.lanes;
+        let lanes: usize = 1;
         let batch_records = config.replay_batch_records;
         Replay {
             map,
@@ -178,14 +216,15 @@ impl<'m> Replay<'m> {
                 strict: config.key_ordering == KeyOrdering::Strict,
             },
             lanes: (0..lanes).map(|_| Lane::default()).collect(),
-            pool,
+            pool: LanePool::inline(),
+            timer: InlineTimer::default(),
             in_flight: 0,
             window: VecDeque::new(),
             first_id: 0,
             window_slots_max: lanes.saturating_mul(batch_records).saturating_mul(WINDOW_BATCHES_PER_LANE),
             unfinished: 0,
             unfinished_bytes: 0,
-            unfinished_max: lanes.saturating_mul(batch_records).saturating_mul(UNFINISHED_BATCHES_PER_LANE),
+            unfinished_max: batch_records.saturating_mul(INLINE_UNFINISHED_BATCHES),
             reader: None,
             pending_entry: None,
             read_through: 0,
@@ -314,13 +353,55 @@ impl<'m> Replay<'m> {
             }
             let hash = key_hash(&record.key);
             let id = self.first_id + self.window.len() as u64;
-            self.window.push_back(Slot { seq, frame_bytes: entry.frame_bytes(), outcome: Outcome::Waiting });
+            let frame_bytes = entry.frame_bytes();
+            self.window.push_back(Slot { seq, frame_bytes, outcome: Outcome::Waiting });
             self.unfinished += 1;
-            self.unfinished_bytes += entry.frame_bytes();
+            self.unfinished_bytes += frame_bytes;
             let lane = lane_of(hash, self.lanes.len());
             self.lanes[lane].pending.push_back(Item { id, hash, record });
         }
         Ok(())
+    }
+
+    /// Opens the configured lanes (R22) once the destination's waiting
+    /// bounds the drain: when a call waits (on a round trip, a server, a
+    /// lock) longer than the replay's own work between two calls (reading,
+    /// forming, committing). Lanes overlap waiting; against a destination
+    /// that answers at once or is busy computing, more lanes only add
+    /// threads, hand-overs and cache misses (BENCHMARKS.md), so until then
+    /// one lane delivers on this thread. The lanes open only while nothing
+    /// is in flight; the waiting records move to their key's new lane in
+    /// seq order, so per-key order holds.
+    fn open_lanes_if_bound(&mut self) {
+        let lanes_max = self.map.config.lanes;
+        if self.lanes.len() >= lanes_max || self.in_flight > 0 || !self.timer.waiting_bound() {
+            return;
+        }
+        let pool = match LanePool::threads(self.map, lanes_max) {
+            Ok(pool) => pool,
+            Err(error) => {
+                tracing::warn!(map = %self.map.name, %error, "replay lane threads could not start; delivering in one lane");
+                self.timer = InlineTimer::default();
+                return;
+            }
+        };
+        tracing::debug!(map = %self.map.name, lanes = lanes_max, timer = ?self.timer, "replay opens its lanes");
+        self.pool = pool;
+        let old = std::mem::replace(&mut self.lanes, (0..lanes_max).map(|_| Lane::default()).collect());
+        for lane in old {
+            for item in lane.pending {
+                let to = lane_of(item.hash, lanes_max);
+                self.lanes[to].pending.push_back(item);
+            }
+            for key in lane.rejected {
+                let to = lane_of(key_hash(&key), lanes_max);
+                self.lanes[to].rejected.insert(key);
+            }
+        }
+        self.sent_at = vec![None; lanes_max];
+        let batch_records = self.limits.records;
+        self.window_slots_max = lanes_max.saturating_mul(batch_records).saturating_mul(WINDOW_BATCHES_PER_LANE);
+        self.unfinished_max = lanes_max.saturating_mul(batch_records).saturating_mul(UNFINISHED_BATCHES_PER_LANE);
     }
 
     /// Records the outcome of a waiting slot.
@@ -335,6 +416,7 @@ impl<'m> Replay<'m> {
 
     /// Sends the next batch of every idle lane that has records waiting.
     fn dispatch(&mut self) -> Result<()> {
+        self.open_lanes_if_bound();
         let idle = self.lanes.iter().any(|lane| !lane.busy && !lane.pending.is_empty());
         if !idle {
             return Ok(());
@@ -352,10 +434,16 @@ impl<'m> Replay<'m> {
             self.error_keys.clear();
             self.error_keys_removed = core.errors_removed;
         }
-        let core: Option<MutexGuard<'_, Core>> = if look { Some(core) } else { None };
+        let core: Option<MutexGuard<'_, Core>> = if look {
+            Some(core)
+        } else {
+            drop(core);
+            None
+        };
         let mut checks =
             core.as_deref().map(|core| CoreChecks { core, data: &self.map.data, cache: &mut self.error_keys });
         let mut held_back = Vec::new();
+        let mut jobs = Vec::new();
         for lane_index in 0..self.lanes.len() {
             let lane = &mut self.lanes[lane_index];
             if lane.busy || lane.pending.is_empty() {
@@ -377,9 +465,7 @@ impl<'m> Replay<'m> {
                 continue;
             }
             lane.busy = true;
-            self.sent_at[lane_index] = Some(Instant::now());
-            self.in_flight += 1;
-            self.pool.send(self.map, Job { lane: lane_index, records, ids });
+            jobs.push(Job { lane: lane_index, records, ids });
         }
         drop(core);
         for HeldBack { id, mut record } in held_back {
@@ -388,6 +474,20 @@ impl<'m> Replay<'m> {
             let moved = Moved { key, reason: ErrorReason::BlockedByEarlierFailure, last_error: None };
             self.finish(id, Outcome::Moved(Box::new(moved)));
             self.free_records.push(record);
+        }
+        // Sent without the map's lock: a call on this thread (one lane)
+        // runs here, and submitters must not wait for the destination.
+        for job in jobs {
+            let sent = Instant::now();
+            self.sent_at[job.lane] = Some(sent);
+            self.in_flight += 1;
+            if self.pool.is_inline() {
+                let usage_before = lanes::thread_usage();
+                self.pool.send(self.map, job);
+                self.timer.measure(sent, usage_before);
+            } else {
+                self.pool.send(self.map, job);
+            }
         }
         Ok(())
     }
