@@ -22,6 +22,8 @@ use pauselog_tests::*;
 use pauselog_wal::SimStorage;
 
 /// Down for key `SLOW` until told otherwise; every other key goes through.
+/// Each call waits a moment, like a round trip, so the catch-up opens its
+/// lanes (R22) after its first calls.
 #[derive(Debug, Default)]
 struct SlowKeyDown {
     inner: TestDest,
@@ -35,6 +37,11 @@ impl Destination for SlowKeyDown {
         }
         self.inner.deliver(record)
     }
+
+    fn deliver_batch(&self, batch: &[QueuedRecord]) -> Vec<Result<(), DeliveryError>> {
+        std::thread::sleep(Duration::from_micros(200));
+        batch.iter().map(|record| self.deliver(record)).collect()
+    }
 }
 
 #[test]
@@ -44,7 +51,13 @@ fn records_a_stopped_catch_up_cannot_release_stay_queued_and_are_delivered_again
     let storage = FaultStorage::over_sim(&sim);
     let engine = storage.engine(dir.path(), SyncPolicy::Always);
     let dest = Arc::new(SlowKeyDown::default());
-    let config = MapConfig { lanes: 2, replay_batch_records: 1, ..MapConfig::default() };
+    let config = MapConfig {
+        lanes: 2,
+        replay_batch_records: 1,
+        backoff_min: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(2),
+        ..MapConfig::default()
+    };
     let map = engine.table_map("m", config, dest.clone()).unwrap();
     map.pause().unwrap();
     map.submit(rec("SLOW", 0)).unwrap();
@@ -54,7 +67,9 @@ fn records_a_stopped_catch_up_cannot_release_stay_queued_and_are_delivered_again
     }
     map.resume(ResumeMode::CatchUp).unwrap();
     // The head stays at SLOW's record while the other lane delivers above it.
+    let deadline = Instant::now() + WAIT;
     while dest.inner.delivered().is_empty() || map.stats().last_error.is_none() {
+        assert!(Instant::now() < deadline, "no lane delivered above SLOW's record: {:?}", map.stats());
         std::thread::yield_now();
     }
     // The data log fails: the record appended at the tail is not

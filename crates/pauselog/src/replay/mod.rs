@@ -170,21 +170,24 @@ impl InlineTimer {
     /// Calls measured before the timer answers.
     const CALLS_MEASURED: u32 = 8;
 
-    /// Times a call sent at `sent` that just answered.
+    /// Times a call sent at `sent` that just answered; the replay's work
+    /// before it counts only if it did not wait since the previous call.
     fn measure(&mut self, sent: Instant, usage_before: Option<(Duration, i64)>) {
         let answered = Instant::now();
-        let usage = usage_before.zip(lanes::thread_usage());
-        if let (Some(last_end), Some(((cpu_before, blocks_before), (cpu_after, blocks_after)))) = (self.last_call_end, usage) {
+        let smooth = |ewma: Duration, sample: Duration| (ewma * 3 + sample) / 4;
+        if let Some(((cpu_before, blocks_before), (cpu_after, blocks_after))) = usage_before.zip(lanes::thread_usage())
+        {
             let wait = if blocks_after > blocks_before {
                 answered.saturating_duration_since(sent).saturating_sub(cpu_after.saturating_sub(cpu_before))
             } else {
                 Duration::ZERO
             };
-            let smooth = |ewma: Duration, sample: Duration| (ewma * 3 + sample) / 4;
-            let first = self.calls == 0;
-            self.work = if first { sent.saturating_duration_since(last_end) } else { smooth(self.work, sent.saturating_duration_since(last_end)) };
-            self.wait = if first { wait } else { smooth(self.wait, wait) };
+            self.wait = if self.calls == 0 { wait } else { smooth(self.wait, wait) };
             self.calls = self.calls.saturating_add(1);
+        }
+        if let Some(last_end) = self.last_call_end {
+            let work = sent.saturating_duration_since(last_end);
+            self.work = if self.work.is_zero() { work } else { smooth(self.work, work) };
         }
         self.last_call_end = Some(answered);
     }
@@ -568,6 +571,9 @@ impl<'m> Replay<'m> {
 
     /// Waits until `until`, or less if the map is paused, skipped or closed.
     fn wait_until(&mut self, until: Instant) {
+        // Waiting (a backoff, busy keys) is not the replay's work between
+        // two calls.
+        self.timer.last_call_end = None;
         let Ok(core) = self.map.lock() else { return };
         let wait = until.saturating_duration_since(Instant::now());
         let generation = self.generation;
