@@ -2,6 +2,10 @@
 //! position, seq reservations, fired maintenance windows and catch-up errors
 //! (R4, R19a). Replaying it from its last snapshot rebuilds them.
 //!
+//! One file past 600 lines on purpose: the format's table, its encoder,
+//! both versions' decoders and the golden-file tests that pin them are read
+//! together; the tests are a quarter of it.
+//!
 //! # Format (version 2)
 //!
 //! Every meta log body is one event, explicit little-endian throughout:

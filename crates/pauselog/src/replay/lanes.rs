@@ -8,6 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::map::MapShared;
 use crate::{DeliveryError, QueuedRecord};
@@ -97,6 +98,50 @@ impl LanePool {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+/// Times the calls the replay makes on its own thread (one lane): how long
+/// each waits (its wall time less the CPU time it took on this thread, for
+/// a call that blocked at least once: a thread that was only preempted did
+/// not wait for the destination) and the replay's own work between two
+/// calls, smoothed.
+#[derive(Debug, Default)]
+pub(crate) struct InlineTimer {
+    wait: Duration,
+    work: Duration,
+    calls: u32,
+    pub last_call_end: Option<Instant>,
+}
+
+impl InlineTimer {
+    /// Calls measured before the timer answers.
+    const CALLS_MEASURED: u32 = 8;
+
+    /// Times a call sent at `sent` that just answered; the replay's work
+    /// before it counts only if it did not wait since the previous call.
+    pub fn measure(&mut self, sent: Instant, usage_before: Option<(Duration, i64)>) {
+        let answered = Instant::now();
+        let smooth = |ewma: Duration, sample: Duration| (ewma * 3 + sample) / 4;
+        if let Some(((cpu_before, blocks_before), (cpu_after, blocks_after))) = usage_before.zip(thread_usage()) {
+            let wait = if blocks_after > blocks_before {
+                answered.saturating_duration_since(sent).saturating_sub(cpu_after.saturating_sub(cpu_before))
+            } else {
+                Duration::ZERO
+            };
+            self.wait = if self.calls == 0 { wait } else { smooth(self.wait, wait) };
+            self.calls = self.calls.saturating_add(1);
+        }
+        if let Some(last_end) = self.last_call_end {
+            let work = sent.saturating_duration_since(last_end);
+            self.work = if self.work.is_zero() { work } else { smooth(self.work, work) };
+        }
+        self.last_call_end = Some(answered);
+    }
+
+    /// The calls wait longer than the replay works between them.
+    pub fn waiting_bound(&self) -> bool {
+        self.calls >= Self::CALLS_MEASURED && self.wait > self.work
     }
 }
 
