@@ -93,19 +93,22 @@ pub(crate) struct Run {
 }
 
 impl Job {
-    /// The frames of `segment` at or past its `verified_end`, read through
-    /// `view`; `None` if it has none.
+    /// The frames of `segment` at or past its `verified_end` that open
+    /// loaded from a sidecar (below its `loaded_end`), read through `view`;
+    /// `None` if it has none.
     pub fn of(segment: &Segment, view: Arc<dyn Mapped>) -> Option<Job> {
+        let end = segment.loaded_end;
         let verified_end = segment.verified_end.load(Ordering::Acquire);
         let first_index = segment.offsets.partition_point(|&offset| u64::from(offset) < verified_end);
-        let first_offset = u64::from(*segment.offsets.get(first_index)?);
+        let last_index = segment.offsets.partition_point(|&offset| u64::from(offset) < end);
+        let first_offset = u64::from(*segment.offsets[..last_index].get(first_index)?);
         Some(Job {
             segment_first_seq: segment.first_seq,
             path: segment.path.clone(),
             view,
             first_seq: segment.first_seq + first_index as u64,
-            offsets: segment.offsets[first_index..].to_vec(),
-            end: segment.end,
+            offsets: segment.offsets[first_index..last_index].to_vec(),
+            end,
             verified_end: segment.verified_end.clone(),
             claimed_end: AtomicU64::new(first_offset),
             done_runs: Mutex::new(BTreeMap::new()),

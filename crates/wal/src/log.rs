@@ -450,7 +450,9 @@ impl Wal {
         if self.shared.is_poisoned() {
             return self.shared.check_poison();
         }
-        self.commit.sync_all(&self.shared)
+        self.commit.sync_all(&self.shared)?;
+        writer::write_closed_sidecar(&self.shared);
+        Ok(())
     }
 
     fn check_writable(&self) -> Result<()> {

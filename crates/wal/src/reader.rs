@@ -276,7 +276,7 @@ impl Reader {
                     offset: (offset - base) as usize,
                     frame_bytes: u32::try_from(frame_bytes).expect("a frame is below 4 GiB"),
                     source,
-                    check_crc: offset >= verified_end,
+                    check_crc: offset >= verified_end && offset < segment.loaded_end,
                 });
             }
             index += 1;
@@ -339,7 +339,7 @@ impl Reader {
                 offset: (offset - self.sources[source].view.base) as usize,
                 frame_bytes: u32::try_from(segment.frame_bytes(index)).expect("a frame is below 4 GiB"),
                 source: source as u32,
-                check_crc: offset >= segment.verified_end.load(Ordering::Acquire),
+                check_crc: segment.needs_check(offset),
             });
         }
         Ok(())

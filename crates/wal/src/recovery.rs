@@ -6,12 +6,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::error::{io_error, Error, Result};
-use crate::frame::{decode_at, FrameDamage};
+use crate::frame::{decode_at, FrameDamage, FRAME_HEADER_BYTES};
 use crate::options::WalOptions;
 use crate::release_log::ReleaseLog;
 use crate::segment::{
     create_segment, decode_header, decode_sidecar, parse_segment_path, parse_sidecar_path, sidecar_path, Segment,
-    SEGMENT_HEADER_BYTES,
+    SidecarKind, SEGMENT_HEADER_BYTES,
 };
 use crate::state::State;
 use crate::storage::{read_whole, Storage};
@@ -41,13 +41,16 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
     }
     let mut segments = VecDeque::new();
     let mut next_seq: Option<u64> = None;
+    // The first seq of the segment loaded from a clean close's sidecar.
+    let mut closed_seq = None;
     let last_index = segment_paths.len().saturating_sub(1);
     for (index, (name_seq, path)) in segment_paths.into_iter().enumerate() {
         let is_last = index == last_index;
         let has_sidecar = sidecars.contains(&sidecar_path(dir, name_seq));
         let found = SegmentFile { dir, path: &path, name_seq, is_last, has_sidecar };
         match load_segment(&found, next_seq, storage, read_only)? {
-            Loaded::Segment(segment) => {
+            Loaded::Segment { segment, closed } => {
+                closed_seq = closed.then_some(segment.first_seq);
                 next_seq = Some(segment.end_seq());
                 segments.push_back(segment);
             }
@@ -59,6 +62,7 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
             Loaded::Vanished => {}
         }
     }
+    let closed_sidecar = segments.back().is_some_and(|last| closed_seq == Some(last.first_seq));
     if let Some(last) = segments.back_mut() {
         // When a torn last segment was removed above (W3), the one before it
         // was decoded as sealed but is the active segment again: it must not
@@ -67,6 +71,7 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
         last.sealed = false;
         let sidecar = sidecar_path(dir, last.first_seq);
         if !read_only
+            && !closed_sidecar
             && sidecars.contains(&sidecar)
             && storage.list(dir).map_err(|e| io_error(dir, e))?.contains(&sidecar)
         {
@@ -121,6 +126,7 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
         zeroed_end: flushed_end,
         writeback_end: flushed_end,
         last_sync: Instant::now(),
+        closed_sidecar,
     })
 }
 
@@ -138,7 +144,8 @@ struct SegmentFile<'a> {
 
 /// What became of one segment file at open.
 enum Loaded {
-    Segment(Segment),
+    /// `closed`: the active segment, loaded from its clean close's sidecar.
+    Segment { segment: Segment, closed: bool },
     /// Crash case W3: a last segment whose creation was torn; it holds nothing.
     TornCreation,
     /// Gone since the listing: another process (the engine whose directory a
@@ -233,18 +240,25 @@ fn load_segment_bytes(
     }
     let mut segment = Segment::new(first_seq, path.to_path_buf(), file);
     let sidecar = sidecar_path(found.dir, first_seq);
+    let mut closed = false;
     if found.is_last {
-        if found.has_sidecar && !read_only {
+        // A clean close left the active segment's sidecar (crash case C1
+        // in format.rs): its frames need no scan, and the zeros after them
+        // no read. A read-only open scans, as its segment may be growing.
+        closed = found.has_sidecar && !read_only && load_sidecar(storage, &sidecar, &mut segment, Tail::Closed(bytes));
+        if found.has_sidecar && !read_only && !closed {
             // Crash case R2 (or a W3 removal below): the segment was
             // sealed, but appends continue in it, so its sidecar is stale.
             storage.remove(&sidecar).map_err(|e| io_error(&sidecar, e))?;
         }
-        scan_segment(&mut segment, bytes, true, read_only)?;
-    } else if !(found.has_sidecar && load_sidecar(storage, &sidecar, &mut segment, bytes.len() as u64)) {
+        if !closed {
+            scan_segment(&mut segment, bytes, true, read_only)?;
+        }
+    } else if !(found.has_sidecar && load_sidecar(storage, &sidecar, &mut segment, Tail::Sealed(bytes.len() as u64))) {
         scan_segment(&mut segment, bytes, false, read_only)?;
     }
     segment.sealed = !found.is_last;
-    Ok(Loaded::Segment(segment))
+    Ok(Loaded::Segment { segment, closed })
 }
 
 /// Decodes (and CRC-checks) every frame of a segment. A sealed segment must
@@ -292,31 +306,54 @@ fn scan_segment(segment: &mut Segment, bytes: &[u8], is_last: bool, read_only: b
     Ok(())
 }
 
-/// Loads a sealed segment's frame offsets from its sidecar instead of
-/// scanning it. Returns false (the caller scans) when the sidecar is
-/// unreadable, damaged, or describes another length of the segment. The
-/// frames are then unverified: each is CRC-checked when first read.
-fn load_sidecar(storage: &dyn Storage, path: &Path, segment: &mut Segment, segment_bytes: u64) -> bool {
+/// What a sidecar must agree with at the end of its segment.
+enum Tail<'a> {
+    /// A sealed segment ends exactly at its last frame: the file's length.
+    Sealed(u64),
+    /// The active segment after a clean close: its bytes. The frames end
+    /// inside them and the next frame's header is still zeros.
+    Closed(&'a [u8]),
+}
+
+/// Loads a segment's frame offsets from its sidecar instead of scanning it.
+/// Returns false (the caller scans) when the sidecar is unreadable,
+/// damaged, of the other kind, or disagrees with the segment's end. The
+/// frames are then unverified: each is CRC-checked when first read, or by
+/// the background check.
+fn load_sidecar(storage: &dyn Storage, path: &Path, segment: &mut Segment, tail: Tail<'_>) -> bool {
     let Ok(file) = storage.open_read_only(path) else { return false };
     let Ok(len) = file.len() else { return false };
     let mut bytes = vec![0u8; len as usize];
     if file.read_at(&mut bytes, 0).ok() != Some(bytes.len()) {
         return false;
     }
-    match decode_sidecar(&bytes, segment.first_seq, segment_bytes) {
-        Ok(offsets) => {
+    let kind = match tail {
+        Tail::Sealed(_) => SidecarKind::Sealed,
+        Tail::Closed(_) => SidecarKind::Closed,
+    };
+    let agrees = |frames_end: u64| match tail {
+        Tail::Sealed(segment_bytes) => frames_end == segment_bytes,
+        Tail::Closed(segment) => segment.get(frames_end as usize..).is_some_and(|after| {
+            // A frame written after the close starts at `frames_end`: its
+            // header (seq >= 1) is never zeros. The sidecar is removed
+            // before any such write (format.rs, C2), so this only guards.
+            is_all_zero(&after[..after.len().min(FRAME_HEADER_BYTES as usize)])
+        }),
+    };
+    let reason = match decode_sidecar(&bytes, kind, segment.first_seq) {
+        Ok((offsets, frames_end)) if agrees(frames_end) => {
             for (index, &offset) in offsets.iter().enumerate() {
-                let end = offsets.get(index + 1).map_or(segment_bytes, |&o| u64::from(o));
+                let end = offsets.get(index + 1).map_or(frames_end, |&o| u64::from(o));
                 segment.push_unverified(end - u64::from(offset));
             }
-            debug_assert_eq!(segment.end, segment_bytes);
-            true
+            debug_assert_eq!(segment.end, frames_end);
+            return true;
         }
-        Err(reason) => {
-            tracing::warn!(path = %path.display(), reason, "ignoring a sidecar index; scanning its segment");
-            false
-        }
-    }
+        Ok(_) => "sidecar describes another segment length",
+        Err(reason) => reason,
+    };
+    tracing::warn!(path = %path.display(), reason, "ignoring a sidecar index; scanning its segment");
+    false
 }
 
 fn truncate_tail(segment: &Segment, bytes: &[u8], offset: usize, damage: FrameDamage, read_only: bool) -> Result<()> {

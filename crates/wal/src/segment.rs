@@ -107,17 +107,35 @@ pub(crate) fn write_durably(storage: &dyn Storage, path: &Path, bytes: &[u8]) ->
     file.sync_all().map_err(|e| io_error(path, e))
 }
 
-/// Magic bytes at the start of every sidecar index file.
-pub(crate) const SIDECAR_MAGIC: [u8; 8] = *b"PLOGIDX\0";
+/// What a sidecar describes, told apart by its magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SidecarKind {
+    /// A sealed segment, written when it was sealed (`PLOGIDX\0`). The
+    /// segment ends exactly where the sidecar says.
+    Sealed,
+    /// The active segment at a clean close (`PLOGCLS\0`): its frames end
+    /// where the sidecar says, and the file's preallocated zeros follow.
+    Closed,
+}
+
+impl SidecarKind {
+    fn magic(self) -> [u8; 8] {
+        match self {
+            SidecarKind::Sealed => *b"PLOGIDX\0",
+            SidecarKind::Closed => *b"PLOGCLS\0",
+        }
+    }
+}
+
 const SIDECAR_VERSION: u32 = 1;
-/// `magic[8] | version u32 | record_count u32 | segment_bytes u64 | first_seq u64`.
+/// `magic[8] | version u32 | record_count u32 | frames_end u64 | first_seq u64`.
 const SIDECAR_HEADER_BYTES: usize = 32;
 
-/// The sidecar of a sealed segment: header, frame offsets (u32 LE each), and
-/// a CRC32 of everything before it. See [`crate::format`].
-pub(crate) fn encode_sidecar(segment: &Segment) -> Vec<u8> {
+/// The sidecar of a segment: header, frame offsets (u32 LE each), and a
+/// CRC32 of everything before it. See [`crate::format`].
+pub(crate) fn encode_sidecar(segment: &Segment, kind: SidecarKind) -> Vec<u8> {
     let mut out = Vec::with_capacity(SIDECAR_HEADER_BYTES + segment.offsets.len() * 4 + 4);
-    out.extend_from_slice(&SIDECAR_MAGIC);
+    out.extend_from_slice(&kind.magic());
     out.extend_from_slice(&SIDECAR_VERSION.to_le_bytes());
     out.extend_from_slice(&(segment.offsets.len() as u32).to_le_bytes());
     out.extend_from_slice(&segment.end.to_le_bytes());
@@ -130,11 +148,12 @@ pub(crate) fn encode_sidecar(segment: &Segment) -> Vec<u8> {
     out
 }
 
-/// The frame offsets a sidecar records for a segment of `first_seq` whose
-/// file is `segment_bytes` long, or why the sidecar cannot be used. Checks
-/// the CRC, that it describes this segment at this length, and that the
-/// offsets are the layout of frames back to back (each at least a header).
-pub(crate) fn decode_sidecar(bytes: &[u8], first_seq: u64, segment_bytes: u64) -> Result<Vec<u32>, &'static str> {
+/// The frame offsets and the end of the last frame that a sidecar of
+/// `kind` records for the segment of `first_seq`, or why the sidecar cannot
+/// be used. Checks the CRC, the magic and version, that it describes this
+/// segment, and that the offsets are the layout of frames back to back
+/// (each at least a header); the caller compares the end with the file.
+pub(crate) fn decode_sidecar(bytes: &[u8], kind: SidecarKind, first_seq: u64) -> Result<(Vec<u32>, u64), &'static str> {
     let body_len = bytes.len().checked_sub(4).ok_or("sidecar too short")?;
     if body_len < SIDECAR_HEADER_BYTES {
         return Err("sidecar too short");
@@ -145,13 +164,11 @@ pub(crate) fn decode_sidecar(bytes: &[u8], first_seq: u64, segment_bytes: u64) -
     }
     let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4-byte slice"));
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8-byte slice"));
-    if bytes[0..8] != SIDECAR_MAGIC || u32_at(8) != SIDECAR_VERSION {
-        return Err("not a pauselog sidecar of this version");
+    if bytes[0..8] != kind.magic() || u32_at(8) != SIDECAR_VERSION {
+        return Err("not a pauselog sidecar of this kind and version");
     }
     let record_count = u32_at(12) as usize;
-    if u64_at(16) != segment_bytes {
-        return Err("sidecar describes another segment length");
-    }
+    let frames_end = u64_at(16);
     if u64_at(24) != first_seq {
         return Err("sidecar describes another segment");
     }
@@ -169,10 +186,10 @@ pub(crate) fn decode_sidecar(bytes: &[u8], first_seq: u64, segment_bytes: u64) -
         }
         expected_start = offset + FRAME_HEADER_BYTES;
     }
-    if expected_start > segment_bytes || (offsets.is_empty() && segment_bytes != SEGMENT_HEADER_BYTES) {
+    if expected_start > frames_end || (offsets.is_empty() && frames_end != SEGMENT_HEADER_BYTES) {
         return Err("sidecar offsets past the segment end");
     }
-    Ok(offsets)
+    Ok((offsets, frames_end))
 }
 
 /// A read view of one segment file, or of frames of it still in the
@@ -245,6 +262,11 @@ pub(crate) struct Segment {
     /// loaded from its sidecar) are CRC-checked when first read. Shared with
     /// readers, which advance it without the log's lock.
     pub verified_end: Arc<AtomicU64>,
+    /// The end of the frames open loaded from a sidecar (the segment's
+    /// header when it loaded none). Frames past it were scanned or appended
+    /// by this process, so only frames between `verified_end` and this
+    /// offset ever need a CRC check.
+    pub loaded_end: u64,
 }
 
 impl Segment {
@@ -261,12 +283,18 @@ impl Segment {
             sealed: false,
             view: None,
             verified_end: Arc::new(AtomicU64::new(SEGMENT_HEADER_BYTES)),
+            loaded_end: SEGMENT_HEADER_BYTES,
         }
     }
 
     /// Whether every frame of the segment has been checked in this process.
     pub fn is_verified(&self) -> bool {
-        self.verified_end.load(Ordering::Acquire) >= self.end
+        self.verified_end.load(Ordering::Acquire) >= self.loaded_end
+    }
+
+    /// Whether the frame at `offset` must be CRC-checked when read.
+    pub fn needs_check(&self, offset: u64) -> bool {
+        offset < self.loaded_end && offset >= self.verified_end.load(Ordering::Acquire)
     }
 
     pub fn record_count(&self) -> u64 {
@@ -297,7 +325,7 @@ impl Segment {
     /// this process): it counts as verified if every frame before it is.
     pub fn push(&mut self, frame_bytes: u64) {
         let start = self.end;
-        self.push_unverified(frame_bytes);
+        self.push_offset(frame_bytes);
         // A plain load and store (no locked compare-exchange on the append
         // path): readers only advance `verified_end` over frames below
         // `start`, so none races with this store.
@@ -308,6 +336,11 @@ impl Segment {
 
     /// Adds a frame known only from a sidecar: checked when first read.
     pub fn push_unverified(&mut self, frame_bytes: u64) {
+        self.push_offset(frame_bytes);
+        self.loaded_end = self.end;
+    }
+
+    fn push_offset(&mut self, frame_bytes: u64) {
         self.offsets.push(u32::try_from(self.end).expect("segments stay below 4 GiB"));
         self.end += frame_bytes;
         self.live_bytes += frame_bytes;

@@ -72,6 +72,10 @@ pub(crate) struct State {
     /// `writer::WRITEBACK_CHUNK_BYTES`).
     pub writeback_end: u64,
     pub last_sync: Instant,
+    /// The active segment's file has the sidecar of the last clean close
+    /// (`segment::SidecarKind::Closed`); it must be gone, durably, before
+    /// anything is written to that file (see `writer::flush`).
+    pub closed_sidecar: bool,
 }
 
 impl Shared {
@@ -160,6 +164,7 @@ impl State {
     /// with the write offsets of the active file reset to its header.
     pub fn push_active(&mut self, segment: Segment, options: &WalOptions) {
         self.segments.push_back(segment);
+        self.closed_sidecar = false;
         self.flushed_end = SEGMENT_HEADER_BYTES;
         self.zeroed_end = SEGMENT_HEADER_BYTES;
         self.writeback_end = SEGMENT_HEADER_BYTES;

@@ -15,7 +15,7 @@ use crate::frame::{self, frame_bytes};
 use crate::janitor::{self, Released};
 use crate::options::SyncPolicy;
 use crate::release_log::COMPACT_ENTRIES;
-use crate::segment::{create_segment, encode_sidecar, sidecar_path, write_durably, SEGMENT_HEADER_BYTES};
+use crate::segment::{create_segment, encode_sidecar, sidecar_path, write_durably, SidecarKind, SEGMENT_HEADER_BYTES};
 use crate::state::{Shared, State};
 
 /// How far ahead of the appends the active segment is zero-filled under
@@ -56,6 +56,7 @@ pub(crate) fn flush(shared: &Shared, state: &mut State) -> Result<()> {
     if state.buffer.is_empty() {
         return Ok(());
     }
+    remove_closed_sidecar(shared, state)?;
     let options = &shared.options;
     let needed = state.flushed_end + state.buffer.len() as u64;
     if needed > state.allocated_bytes {
@@ -88,6 +89,48 @@ pub(crate) fn flush(shared: &Shared, state: &mut State) -> Result<()> {
     state.flushed_seq = state.next_seq - 1;
     state.buffer.clear();
     Ok(())
+}
+
+/// Removes the active segment's sidecar from the last clean close, and
+/// makes that durable, before the first write to the segment: once frames
+/// follow the ones it lists, it would hide them from the next open (crash
+/// case C2 in [`crate::format`]).
+pub(crate) fn remove_closed_sidecar(shared: &Shared, state: &mut State) -> Result<()> {
+    if !state.closed_sidecar {
+        return Ok(());
+    }
+    let active = state.segments.back().expect("active segment");
+    let sidecar = sidecar_path(&shared.dir, active.first_seq);
+    match shared.storage.remove(&sidecar) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(shared.poison(&io_error(&sidecar, e))),
+    }
+    shared.storage.sync_dir(&shared.dir).map_err(|e| shared.poison(&io_error(&shared.dir, e)))?;
+    state.closed_sidecar = false;
+    Ok(())
+}
+
+/// At a clean close, after the final sync: writes the active segment's
+/// sidecar so that the next open need not scan it (crash case C1 in
+/// [`crate::format`]). Nothing is written if the one the last open found
+/// is still there (nothing was written since). A failure only costs the
+/// next open its scan: it is logged, and the partial file is removed.
+pub(crate) fn write_closed_sidecar(shared: &Shared) {
+    let mut state = shared.lock_state();
+    if state.closed_sidecar || shared.is_poisoned() || !state.buffer.is_empty() {
+        return;
+    }
+    let Some(active) = state.segments.back() else { return };
+    let sidecar = sidecar_path(&shared.dir, active.first_seq);
+    let bytes = encode_sidecar(active, SidecarKind::Closed);
+    match write_durably(shared.storage.as_ref(), &sidecar, &bytes) {
+        Ok(()) => state.closed_sidecar = true,
+        Err(error) => {
+            tracing::warn!(%error, "could not write the active segment's sidecar at close; the next open scans it");
+            let _ = shared.storage.remove(&sidecar);
+        }
+    }
 }
 
 /// Writes the buffer out if it holds `seq` (`SyncPolicy::Interval` when
@@ -175,7 +218,7 @@ pub(crate) fn rotate(shared: &Shared, state: &mut State) -> Result<()> {
         // is durable before the next segment exists (format.rs, R2/R3);
         // its directory entry becomes durable with the new segment's.
         let sidecar = sidecar_path(&shared.dir, active.first_seq);
-        let bytes = encode_sidecar(active);
+        let bytes = encode_sidecar(active, SidecarKind::Sealed);
         write_durably(shared.storage.as_ref(), &sidecar, &bytes).map_err(|e| shared.poison(&e))?;
     }
     shared.durable_seq.fetch_max(next_seq - 1, Ordering::AcqRel);

@@ -43,6 +43,16 @@ pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
     paths
 }
 
+/// Leaves a closed log's directory as a crash after its last write would:
+/// a clean close writes the active segment's sidecar (crash case C1 in
+/// `pauselog_wal::format`) and a crash leaves none, so the next open scans
+/// the active segment as recovery after a crash does.
+pub fn as_after_a_crash(dir: &Path) {
+    if let Some(active) = segment_files(dir).last() {
+        std::fs::remove_file(active.with_extension("idx")).expect("the clean close's sidecar");
+    }
+}
+
 /// Copies every regular file of `from` into the new directory `to`.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create copy dir");
