@@ -79,7 +79,7 @@
 //! ### The active segment after a clean close
 //!
 //! Scanning the active segment at open means reading its frames and then
-//! the preallocated zeros after them (64 MiB by default), 15-130 ms even
+//! the preallocated zeros after them (64 MiB by default): tens of ms even
 //! for a nearly empty log. A clean close therefore writes, after its final
 //! sync, a `PLOGCLS` sidecar of the active segment: its offsets and the end
 //! of its last frame. A writable open that finds one (CRC, magic, version,
@@ -206,6 +206,20 @@
 //! - **R3** crash after the new segment is durable: the old one is sealed and
 //!   exact-length, as a sealed segment must be, and its sidecar is complete
 //!   and durable (it was fsynced before the new segment was created).
+//!
+//! Skip ahead (`Wal::skip_to`): an active segment that holds records is
+//! sealed and the next one created at the new seq (R1-R3, W3). An empty
+//! one gets a header naming the new seq (written, fdatasynced), is renamed
+//! to match, and the directory is fsynced:
+//!
+//! - **S1** crash after the header is durable, before the rename is: the
+//!   last segment's header and name disagree, and nothing follows the
+//!   header. It held no record: it is removed, and the log continues at the
+//!   higher of the two seqs, in a new segment: the skip that named the
+//!   lower one had completed. (Likewise a torn creation, W3, whose name is
+//!   past the end of the segment before it: a skip past records.)
+//!   Before the header is durable, the file is the empty segment it was
+//!   (or a torn header, W3); after the rename, the new one.
 //!
 //! Clean close (final sync, `PLOGCLS` sidecar written and fsynced; no
 //! directory fsync) and the writes after the next open:

@@ -54,32 +54,38 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
                 next_seq = Some(segment.end_seq());
                 segments.push_back(segment);
             }
-            Loaded::TornCreation => {
-                // Its name is where the log continues: every earlier seq
-                // was assigned already (perhaps released and deleted).
-                next_seq = Some(next_seq.map_or(name_seq, |seq| seq.max(name_seq)));
+            Loaded::Empty { continues_at } => {
+                // Every earlier seq was assigned already (perhaps released
+                // and deleted).
+                next_seq = Some(next_seq.map_or(continues_at, |seq| seq.max(continues_at)));
             }
             Loaded::Vanished => {}
         }
     }
     let closed_sidecar = segments.back().is_some_and(|last| closed_seq == Some(last.first_seq));
-    if let Some(last) = segments.back_mut() {
-        // When a torn last segment was removed above (W3), the one before it
-        // was decoded as sealed but is the active segment again: it must not
-        // be taken for a sealed one (e.g. deleted once fully released).
-        // Its sidecar, if it was loaded from one, is stale once it grows.
-        last.sealed = false;
-        let sidecar = sidecar_path(dir, last.first_seq);
-        if !read_only
-            && !closed_sidecar
-            && sidecars.contains(&sidecar)
-            && storage.list(dir).map_err(|e| io_error(dir, e))?.contains(&sidecar)
-        {
-            storage.remove(&sidecar).map_err(|e| io_error(&sidecar, e))?;
+    let continues_at = next_seq.unwrap_or(1);
+    match segments.back_mut() {
+        Some(last) if last.end_seq() >= continues_at => {
+            // When an empty last segment was removed above (W3), the one
+            // before it was decoded as sealed but is the active segment
+            // again: it must not be taken for a sealed one (e.g. deleted
+            // once fully released). Its sidecar, if it was loaded from one,
+            // is stale once it grows.
+            last.sealed = false;
+            let sidecar = sidecar_path(dir, last.first_seq);
+            if !read_only
+                && !closed_sidecar
+                && sidecars.contains(&sidecar)
+                && storage.list(dir).map_err(|e| io_error(dir, e))?.contains(&sidecar)
+            {
+                storage.remove(&sidecar).map_err(|e| io_error(&sidecar, e))?;
+            }
         }
-    }
-    if segments.is_empty() && !read_only {
-        segments.push_back(create_segment(storage, dir, next_seq.unwrap_or(1), options)?);
+        // No segment, or the removed one continued the log past the last
+        // (a skip, S1 or W3 of `skip_to`): the skip was durable, so the
+        // log goes on there, in a new segment.
+        _ if !read_only => segments.push_back(create_segment(storage, dir, continues_at, options)?),
+        _ => {}
     }
     let next_seq = segments.back().map_or(next_seq.unwrap_or(1), |s| s.end_seq());
     let (mut release_log, ranges, clean) = ReleaseLog::read(storage, dir, read_only)?;
@@ -146,8 +152,10 @@ struct SegmentFile<'a> {
 enum Loaded {
     /// `closed`: the active segment, loaded from its clean close's sidecar.
     Segment { segment: Segment, closed: bool },
-    /// Crash case W3: a last segment whose creation was torn; it holds nothing.
-    TornCreation,
+    /// A last segment that holds nothing and is removed: its creation was
+    /// torn (crash case W3), or `skip_to` had rewritten its header but not
+    /// yet renamed it (S1). The log continues at `continues_at` or later.
+    Empty { continues_at: u64 },
     /// Gone since the listing: another process (the engine whose directory a
     /// read-only open inspects) deleted it, which it does only once every
     /// record in it was released.
@@ -208,21 +216,24 @@ fn load_segment_bytes(
     read_only: bool,
 ) -> Result<Loaded> {
     let (path, name_seq) = (found.path, found.name_seq);
+    let body_is_zero = || bytes.get(SEGMENT_HEADER_BYTES as usize..).is_none_or(is_all_zero);
     let first_seq = match decode_header(bytes) {
         Ok(seq) if seq == name_seq => seq,
+        Ok(seq) if found.is_last && body_is_zero() => {
+            // Crash case S1: `skip_to` rewrote the header of the empty
+            // active segment; the crash came before the rename.
+            remove_empty_last(found, storage, read_only, "removing an empty segment whose restart was cut short")?;
+            return Ok(Loaded::Empty { continues_at: seq.max(name_seq) });
+        }
         Ok(seq) => {
             return Err(corrupt(path, 0, format!("header names seq {seq} but the file name says {name_seq}")));
         }
         Err(reason) => {
-            let body_is_zero = bytes.get(SEGMENT_HEADER_BYTES as usize..).is_none_or(is_all_zero);
-            if found.is_last && body_is_zero {
+            if found.is_last && body_is_zero() {
                 // Crash case W3: the segment was being created; it holds nothing.
-                if !read_only {
-                    tracing::warn!(path = %path.display(), reason, "removing a segment whose creation was torn");
-                    storage.remove(path).map_err(|e| io_error(path, e))?;
-                    storage.sync_dir(found.dir).map_err(|e| io_error(found.dir, e))?;
-                }
-                return Ok(Loaded::TornCreation);
+                tracing::debug!(path = %path.display(), reason, "the last segment's header is torn");
+                remove_empty_last(found, storage, read_only, "removing a segment whose creation was torn")?;
+                return Ok(Loaded::Empty { continues_at: name_seq });
             }
             return Err(corrupt(path, 0, reason.to_owned()));
         }
@@ -259,6 +270,17 @@ fn load_segment_bytes(
     }
     segment.sealed = !found.is_last;
     Ok(Loaded::Segment { segment, closed })
+}
+
+/// Removes a last segment that holds nothing (crash cases W3, S1); a
+/// read-only open leaves it.
+fn remove_empty_last(found: &SegmentFile<'_>, storage: &dyn Storage, read_only: bool, why: &str) -> Result<()> {
+    if read_only {
+        return Ok(());
+    }
+    tracing::warn!(path = %found.path.display(), "{why}");
+    storage.remove(found.path).map_err(|e| io_error(found.path, e))?;
+    storage.sync_dir(found.dir).map_err(|e| io_error(found.dir, e))
 }
 
 /// Decodes (and CRC-checks) every frame of a segment. A sealed segment must

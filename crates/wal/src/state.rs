@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crate::epoch::Epoch;
 use crate::error::{Damage, Error, Result};
-use crate::janitor::JanitorSlot;
+use crate::janitor::Janitor;
 use crate::latency::LatencyCounters;
 use crate::options::WalOptions;
 use crate::release_log::ReleaseLog;
@@ -40,7 +40,7 @@ pub(crate) struct Shared {
     /// Every seq `<=` this is durable.
     pub durable_seq: AtomicU64,
     /// Deletes released segments off the caller's thread (`janitor.rs`).
-    pub janitor: Mutex<JanitorSlot>,
+    pub janitor: Arc<Janitor>,
     poisoned: AtomicBool,
     poison_reason: Mutex<String>,
     /// The first damage found in this process (by the background check, a
@@ -92,7 +92,7 @@ impl Shared {
             sync_count: AtomicU64::new(0),
             sync_latency: LatencyCounters::default(),
             durable_seq: AtomicU64::new(durable_seq),
-            janitor: Mutex::new(JanitorSlot::Idle),
+            janitor: Arc::default(),
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(String::new()),
             damage: Mutex::new(None),

@@ -11,16 +11,11 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
 
-use common::faulty::{Fault, FaultyStorage};
+use common::crash_points::{every_power_loss, Step};
 use common::{body, read_all, segment_files};
-use pauselog_wal::storage::{CrashMode, SimStorage};
-use pauselog_wal::{audit_with_storage, frame_bytes, Error, SyncPolicy, Wal, WalOptions, SEGMENT_HEADER_BYTES};
-
-const DIR: &str = "/sim/log";
+use pauselog_wal::{frame_bytes, Error, SyncPolicy, Wal, WalOptions, SEGMENT_HEADER_BYTES};
 
 fn options() -> WalOptions {
     WalOptions::default().sync(SyncPolicy::Always).segment_bytes_max(8192)
@@ -116,112 +111,29 @@ fn damage_in_the_active_segment_after_a_clean_close_is_found_by_the_background_c
     assert_eq!(wal.read(40).expect("read").expect("live").body(), body(40, 200).as_slice());
 }
 
-/// What a run of the workload was told.
-#[derive(Debug, Default)]
-struct Told {
-    acked: BTreeMap<u64, Vec<u8>>,
-    attempted: BTreeSet<Vec<u8>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    Open,
-    Close,
-    Append(u64),
-    Rotate,
-}
-
 /// Closes and reopens around appends, a reopen with no write before the
 /// next close (the sidecar is kept), and a rotation right after a reopen
 /// (the sealed segment's sidecar replaces the clean close's).
-const WORKLOAD: &[Step] = &[
-    Step::Open,
-    Step::Append(12),
-    Step::Close,
-    Step::Open,
-    Step::Append(1),
-    Step::Append(3),
-    Step::Close,
-    Step::Open,
-    Step::Close,
-    Step::Open,
-    Step::Rotate,
-    Step::Append(2),
-    Step::Close,
-    Step::Open,
-    Step::Append(30),
-    Step::Close,
-];
-
-/// Runs the workload until the first error (after the crash every
-/// operation fails).
-fn run(storage: &FaultyStorage) -> Told {
-    let mut told = Told::default();
-    let mut wal: Option<Wal> = None;
-    let mut tag = 0u64;
-    for step in WORKLOAD {
-        let result = match *step {
-            Step::Open => Wal::open_with_storage(Path::new(DIR), options(), Arc::new(storage.clone())).map(|opened| {
-                wal = Some(opened);
-            }),
-            Step::Close => wal.take().expect("open").close(),
-            Step::Append(count) => (0..count).try_for_each(|_| {
-                tag += 1;
-                let record = body(tag, 100 + (tag as usize * 37) % 400);
-                told.attempted.insert(record.clone());
-                let seq = wal.as_ref().expect("open").append(&record)?;
-                told.acked.insert(seq, record);
-                Ok(())
-            }),
-            Step::Rotate => wal.as_ref().expect("open").rotate(),
-        };
-        if result.is_err() {
-            break;
-        }
-    }
-    told
-}
-
 #[test]
 fn a_power_loss_at_every_operation_around_clean_closes_keeps_every_acknowledged_record() {
-    let total = {
-        let sim = SimStorage::new();
-        let storage = FaultyStorage::over_sim(&sim);
-        let told = run(&storage);
-        assert_eq!(told.acked.len(), 48, "a clean run acknowledges every append");
-        storage.ops()
-    };
-    for at in 1..=total {
-        for mode in [CrashMode::DropUnsynced, CrashMode::KeepUnsyncedPrefix((at as usize * 131) % 3000)] {
-            let what = format!("power loss before operation {at} of {total} ({mode:?})");
-            let sim = SimStorage::new();
-            let storage = FaultyStorage::over_sim(&sim);
-            storage.arm(Fault::Crash { at, mode });
-            let told = run(&storage);
-            assert!(storage.crashed(), "{what}: the crash point was reached");
-
-            let wal = Wal::open_with_storage(Path::new(DIR), options(), Arc::new(sim.clone()))
-                .unwrap_or_else(|e| panic!("{what}: the log does not open: {e}"));
-            let found: BTreeMap<u64, Vec<u8>> = read_all(&wal).into_iter().collect();
-            for (seq, record) in &told.acked {
-                assert!(found.get(seq) == Some(record), "{what}: acknowledged seq {seq} lost or changed");
-            }
-            for (seq, record) in &found {
-                assert!(told.attempted.contains(record), "{what}: seq {seq} holds a body never appended");
-            }
-            let audit = audit_with_storage(Path::new(DIR), &sim).expect("audit");
-            assert!(audit.damage().is_empty(), "{what}: {:?}", audit.damage());
-            assert_eq!(audit.live_records(), found.len() as u64, "{what}: audit of the files");
-            assert_eq!(wal.stats().live_records, found.len() as u64, "{what}: accounting");
-            let last = found.keys().max().copied().unwrap_or(0);
-            let seq = wal.append(b"after").unwrap_or_else(|e| panic!("{what}: append: {e}"));
-            assert!(seq > last, "{what}: seq {seq} reused");
-            wal.close().unwrap_or_else(|e| panic!("{what}: close: {e}"));
-            // And the frames appended after the crash survive a clean
-            // close and a reopen from its sidecar.
-            let wal = Wal::open_with_storage(Path::new(DIR), options(), Arc::new(sim.clone())).expect("reopen");
-            assert_eq!(wal.read(seq).expect("read").expect("live").body(), b"after", "{what}");
-            wal.close().expect("close");
-        }
-    }
+    use Step::*;
+    let workload = [
+        Open,
+        Append(12),
+        Close,
+        Open,
+        Append(1),
+        Append(3),
+        Close,
+        Open,
+        Close,
+        Open,
+        Rotate,
+        Append(2),
+        Close,
+        Open,
+        Append(30),
+        Close,
+    ];
+    every_power_loss(&workload, options());
 }

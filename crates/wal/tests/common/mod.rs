@@ -1,6 +1,7 @@
 //! Helpers shared by the wal integration tests, so an API change touches one place.
 #![allow(dead_code)]
 
+pub mod crash_points;
 pub mod faulty;
 
 use std::path::{Path, PathBuf};
