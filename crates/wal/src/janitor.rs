@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use crate::offsets::Offsets;
 use crate::segment::SegmentView;
 use crate::storage::{Storage, StorageFile};
 
@@ -48,6 +49,8 @@ pub(crate) struct Released {
     /// The segment's cached read view, dropped with the rest (a reader may
     /// still hold it; then it unmaps when that reader is done).
     pub view: Option<Arc<SegmentView>>,
+    /// Its frame offsets, mapped from the sidecar: unmapped with the rest.
+    pub offsets: Offsets,
 }
 
 impl Janitor {
@@ -147,7 +150,7 @@ pub(crate) fn close(janitor: &Janitor) {
 /// stale sidecar; a missing file is already gone), then drops their views.
 fn remove_segment_files(storage: &dyn Storage, released: Vec<Released>) {
     for segment in released {
-        let _unmapped_last = segment.view;
+        let _unmapped_last = (segment.view, segment.offsets);
         if segment.file.len().is_err() {
             continue;
         }

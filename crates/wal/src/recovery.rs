@@ -3,18 +3,20 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::{io_error, Error, Result};
 use crate::frame::{decode_at, FrameDamage, FRAME_HEADER_BYTES};
+use crate::offsets::Offsets;
 use crate::options::WalOptions;
 use crate::release_log::ReleaseLog;
 use crate::segment::{
-    create_segment, decode_header, decode_sidecar, parse_segment_path, parse_sidecar_path, sidecar_path, Segment,
-    SidecarKind, SEGMENT_HEADER_BYTES,
+    create_segment, decode_header, decode_sidecar, parse_segment_path, parse_sidecar_path, sidecar_path, CopiedBytes,
+    Segment, SidecarKind, SEGMENT_HEADER_BYTES,
 };
 use crate::state::State;
-use crate::storage::{read_whole, Storage};
+use crate::storage::{read_whole, Mapped, Storage};
 use crate::torn::{describe, is_all_zero, later_valid_frame};
 
 pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -> Result<State> {
@@ -342,16 +344,20 @@ enum Tail<'a> {
 /// damaged, of the other kind, or disagrees with the segment's end. The
 /// frames are then unverified: each is CRC-checked when first read, or by
 /// the background check.
+///
+/// A sealed segment's offsets stay in the mapped sidecar (`offsets.rs`);
+/// the active segment's are copied to the heap, where its appends add more.
 fn load_sidecar(storage: &dyn Storage, path: &Path, segment: &mut Segment, tail: Tail<'_>) -> bool {
     let Ok(file) = storage.open_read_only(path) else { return false };
-    let Ok(len) = file.len() else { return false };
-    let mut bytes = vec![0u8; len as usize];
-    if file.read_at(&mut bytes, 0).ok() != Some(bytes.len()) {
-        return false;
-    }
-    let kind = match tail {
-        Tail::Sealed(_) => SidecarKind::Sealed,
-        Tail::Closed(_) => SidecarKind::Closed,
+    let (kind, sidecar): (_, Arc<dyn Mapped>) = match tail {
+        Tail::Sealed(_) => match file.map() {
+            Ok(view) => (SidecarKind::Sealed, view),
+            Err(_) => return false,
+        },
+        Tail::Closed(_) => match read_whole(file.as_ref()) {
+            Ok(bytes) => (SidecarKind::Closed, Arc::new(CopiedBytes(bytes))),
+            Err(_) => return false,
+        },
     };
     let agrees = |frames_end: u64| match tail {
         Tail::Sealed(segment_bytes) => frames_end == segment_bytes,
@@ -362,13 +368,13 @@ fn load_sidecar(storage: &dyn Storage, path: &Path, segment: &mut Segment, tail:
             is_all_zero(&after[..after.len().min(FRAME_HEADER_BYTES as usize)])
         }),
     };
-    let reason = match decode_sidecar(&bytes, kind, segment.first_seq) {
+    let reason = match decode_sidecar(sidecar, kind, segment.first_seq) {
         Ok((offsets, frames_end)) if agrees(frames_end) => {
-            for (index, &offset) in offsets.iter().enumerate() {
-                let end = offsets.get(index + 1).map_or(frames_end, |&o| u64::from(o));
-                segment.push_unverified(end - u64::from(offset));
-            }
-            debug_assert_eq!(segment.end, frames_end);
+            let offsets = match kind {
+                SidecarKind::Sealed => offsets,
+                SidecarKind::Closed => Offsets::Heap(offsets.iter().map(|offset| offset as u32).collect()),
+            };
+            segment.load(offsets, frames_end);
             return true;
         }
         Ok(_) => "sidecar describes another segment length",

@@ -16,7 +16,8 @@ use crate::janitor::{self, Released};
 use crate::options::SyncPolicy;
 use crate::release_log::COMPACT_ENTRIES;
 use crate::segment::{
-    create_segment, encode_header, encode_sidecar, segment_path, sidecar_path, write_durably, SidecarKind,
+    create_segment, encode_header, encode_sidecar, map_sealed_offsets, segment_path, sidecar_path, write_durably,
+    SidecarKind,
 };
 use crate::state::{Shared, State};
 
@@ -229,6 +230,13 @@ fn rotate_to(shared: &Shared, state: &mut State, first_seq: u64) -> Result<()> {
         let sidecar = sidecar_path(&shared.dir, active.first_seq);
         let bytes = encode_sidecar(active, SidecarKind::Sealed);
         write_durably(shared.storage.as_ref(), &sidecar, &bytes).map_err(|e| shared.poison(&e))?;
+        // From now on the offsets are read from the sidecar, not the heap.
+        // Comparing what reads back costs one read of page cache (4 bytes a
+        // record), once per segment.
+        match map_sealed_offsets(shared.storage.as_ref(), &sidecar, &bytes, active.offsets.len()) {
+            Ok(offsets) => active.offsets = offsets,
+            Err(error) => tracing::warn!(%error, "a sealed segment keeps its offsets on the heap"),
+        }
     }
     shared.durable_seq.fetch_max(next_seq - 1, Ordering::AcqRel);
     let segment = create_segment(shared.storage.as_ref(), &shared.dir, first_seq, &shared.options)
@@ -310,6 +318,7 @@ pub(crate) fn delete_released_segments(shared: &Shared, state: &mut State) -> Re
                 path: segment.path,
                 file: segment.file,
                 view: segment.view.map(|(view, _)| view),
+                offsets: segment.offsets,
             });
         } else {
             index += 1;
