@@ -267,10 +267,12 @@ impl Reader {
             job,
         });
         let mut index = (self.next_seq - segment.first_seq) as usize;
+        // Each offset is read once: it ends one frame and starts the next.
+        let mut offset = segment.offsets.get(index).unwrap_or(segment.end);
         while index <= last_index && self.batch.len() < self.batch_records_max {
+            let next_offset = segment.offsets.get(index + 1).unwrap_or(segment.end);
             if !segment.is_released(index) {
-                let offset = segment.offsets.at(index);
-                let frame_bytes = segment.frame_bytes(index);
+                let frame_bytes = next_offset - offset;
                 self.batch.push_back(Planned {
                     seq: segment.first_seq + index as u64,
                     offset: (offset - base) as usize,
@@ -279,6 +281,7 @@ impl Reader {
                     check_crc: offset >= verified_end && offset < segment.loaded_end,
                 });
             }
+            offset = next_offset;
             index += 1;
         }
         self.next_seq = segment.first_seq + index as u64;
