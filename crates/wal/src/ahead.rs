@@ -33,6 +33,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::offsets::Offsets;
 use crate::segment::Segment;
 use crate::storage::Mapped;
 
@@ -71,7 +72,7 @@ pub(crate) struct Job {
     /// Seq of the frame at `offsets[0]`.
     first_seq: u64,
     /// Offsets of the frames from the first unchecked one on.
-    offsets: Vec<u32>,
+    offsets: Offsets,
     /// End offset of the last frame.
     end: u64,
     verified_end: Arc<AtomicU64>,
@@ -93,19 +94,25 @@ pub(crate) struct Run {
 }
 
 impl Job {
-    /// The frames of `segment` at or past its `verified_end`, read through
-    /// `view`; `None` if it has none.
+    /// The frames of `segment` at or past its `verified_end` that open
+    /// loaded from a sidecar (below its `loaded_end`), read through `view`;
+    /// `None` if it has none.
     pub fn of(segment: &Segment, view: Arc<dyn Mapped>) -> Option<Job> {
+        let end = segment.loaded_end;
         let verified_end = segment.verified_end.load(Ordering::Acquire);
-        let first_index = segment.offsets.partition_point(|&offset| u64::from(offset) < verified_end);
-        let first_offset = u64::from(*segment.offsets.get(first_index)?);
+        let first_index = segment.offsets.first_at_or_past(verified_end);
+        let last_index = segment.offsets.first_at_or_past(end);
+        if first_index >= last_index {
+            return None;
+        }
+        let first_offset = segment.offsets.at(first_index);
         Some(Job {
             segment_first_seq: segment.first_seq,
             path: segment.path.clone(),
             view,
             first_seq: segment.first_seq + first_index as u64,
-            offsets: segment.offsets[first_index..].to_vec(),
-            end: segment.end,
+            offsets: segment.offsets.range(first_index, last_index),
+            end,
             verified_end: segment.verified_end.clone(),
             claimed_end: AtomicU64::new(first_offset),
             done_runs: Mutex::new(BTreeMap::new()),
@@ -126,11 +133,11 @@ impl Job {
 
     /// Bytes of the frames to check.
     pub fn bytes(&self) -> u64 {
-        self.offsets.first().map_or(0, |&offset| self.end - u64::from(offset))
+        self.offsets.get(0).map_or(0, |offset| self.end - offset)
     }
 
     fn frame_end(&self, index: usize) -> u64 {
-        self.offsets.get(index + 1).map_or(self.end, |&o| u64::from(o))
+        self.offsets.get(index + 1).unwrap_or(self.end)
     }
 
     /// Claims the next unclaimed run of about `run_bytes` (at least one
@@ -141,7 +148,7 @@ impl Job {
             if start >= self.end {
                 return None;
             }
-            let first = self.offsets.partition_point(|&offset| u64::from(offset) < start);
+            let first = self.offsets.first_at_or_past(start);
             let mut last = first + 1;
             while last < self.offsets.len() && self.frame_end(last - 1) - start < run_bytes {
                 last += 1;
@@ -173,7 +180,7 @@ impl Job {
     pub fn check_prefix(&self, run: Run) -> (u64, Option<Error>) {
         let bytes = self.view.bytes();
         for index in run.first..run.last {
-            let (offset, end) = (u64::from(self.offsets[index]), self.frame_end(index));
+            let (offset, end) = (self.offsets.at(index), self.frame_end(index));
             let seq = self.first_seq + index as u64;
             if let Err(error) = crate::segment::check_frame(bytes, offset as usize, end - offset, seq, &self.path) {
                 self.stopped.store(true, Ordering::Release);

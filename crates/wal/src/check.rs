@@ -2,7 +2,8 @@
 //!
 //! An open takes a sealed segment's frame offsets from its sidecar instead
 //! of reading the segment, which keeps a reopen of 1 GiB to milliseconds,
-//! so those frames are unverified until something reads them. Damage in
+//! and so does the active segment's after a clean close, so those frames
+//! are unverified until something reads them. Damage in
 //! one would otherwise surface only when a reader reached it, perhaps hours
 //! later in the middle of a catch-up. So right after open a thread
 //! CRC-checks them: newest segment first (a catch-up reads from the oldest,
@@ -38,10 +39,10 @@ pub(crate) struct Checker {
 }
 
 impl Checker {
-    /// Starts the check if some sealed segment holds unverified frames;
+    /// Starts the check if some segment holds unverified frames;
     /// `None` if there is nothing to check or no thread can be started.
     pub fn start(shared: &Arc<Shared>) -> Option<Checker> {
-        let has_work = shared.lock_state().segments.iter().any(|s| s.sealed && !s.is_verified());
+        let has_work = shared.lock_state().segments.iter().any(|s| !s.is_verified());
         if !has_work {
             return None;
         }
@@ -71,7 +72,7 @@ impl Checker {
     }
 }
 
-/// Checks the unverified sealed segments, newest first, until all are
+/// Checks the unverified segments, newest first, until all are
 /// checked, the log is gone or `stop` is set.
 fn run(shared: &Weak<Shared>, stop: &AtomicBool) {
     let mut below_seq = u64::MAX;
@@ -91,14 +92,14 @@ fn run(shared: &Weak<Shared>, stop: &AtomicBool) {
     }
 }
 
-/// The unverified frames of the newest sealed segment that starts below
+/// The unverified frames of the newest segment that starts below
 /// `below_seq` and still holds live records; moves `below_seq` past it.
 fn next_job(shared: &Shared, below_seq: &mut u64) -> Option<Job> {
     let state = shared.lock_state();
     let below = *below_seq;
     for segment in state.segments.iter().rev().filter(|s| s.first_seq < below) {
         *below_seq = segment.first_seq;
-        if !segment.sealed || segment.is_verified() || segment.is_fully_released() {
+        if segment.is_verified() || segment.is_fully_released() {
             continue;
         }
         match segment.file.map() {

@@ -5,7 +5,8 @@
 //! ```text
 //! LOCK                         exclusive lock (flock); holds "pid N (exe)" of the holder
 //! 00000000000000000001.seg     segments, named by their first seq, zero-padded to 20 digits
-//! 00000000000000000001.idx     sidecar index of a sealed segment (optional)
+//! 00000000000000000001.idx     sidecar index of a sealed segment, or of the
+//!                              active one after a clean close (optional)
 //! 00000000000000065281.seg
 //! release.log                  released seq ranges inside segments still present
 //! ```
@@ -49,14 +50,14 @@
 //! are contiguous inside a segment; between segments there may be gaps, since
 //! a fully released segment in the middle is deleted.
 //!
-//! ## Sidecar index `<first_seq>.idx` (sealed segments only)
+//! ## Sidecar index `<first_seq>.idx`
 //!
 //! | offset | width | field |
 //! |---|---|---|
-//! | 0 | 8 | magic `PLOGIDX\0` |
+//! | 0 | 8 | magic `PLOGIDX\0` (a sealed segment) or `PLOGCLS\0` (the active segment at a clean close) |
 //! | 8 | u32 | format version (1) |
 //! | 12 | u32 | record count `n` |
-//! | 16 | u64 | segment length in bytes (the sealed file's exact length) |
+//! | 16 | u64 | end of the last frame (for a sealed segment, the file's exact length) |
 //! | 24 | u64 | first seq of the segment |
 //! | 32 | 4·n | frame offsets, u32 each, ascending |
 //! | 32+4n | u32 | CRC32 of every byte before it |
@@ -70,9 +71,23 @@
 //! process, or by `Wal::verify`, whichever comes first, so damage in a
 //! sealed segment is still reported as [`crate::Error::Corrupt`] with file
 //! and offset, shortly after open rather than at it. A missing or invalid sidecar means a scan, as before
-//! sidecars existed. The active (last) segment never uses its sidecar: one
-//! found there is stale (crash case R2) and removed. A sidecar is deleted
-//! before its segment; an orphan sidecar is removed at open.
+//! sidecars existed. The active (last) segment uses only a `PLOGCLS`
+//! sidecar (crash cases C1 and C2 below); a `PLOGIDX` one found there is
+//! stale (crash case R2) and removed. A sidecar is deleted before its
+//! segment; an orphan sidecar is removed at open.
+//!
+//! ### The active segment after a clean close
+//!
+//! Scanning the active segment at open means reading its frames and then
+//! the preallocated zeros after them (64 MiB by default): tens of ms even
+//! for a nearly empty log. A clean close therefore writes, after its final
+//! sync, a `PLOGCLS` sidecar of the active segment: its offsets and the end
+//! of its last frame. A writable open that finds one (CRC, magic, version,
+//! first seq, offsets back to back), whose frame end lies inside the file
+//! and is followed by a zero frame header, takes the offsets from it and
+//! reads nothing of the segment: its frames are unverified, checked like a
+//! sealed segment's (the background check includes them). A read-only open
+//! scans the active segment, as it may be growing.
 //!
 //! ### Damage found early
 //!
@@ -191,6 +206,36 @@
 //! - **R3** crash after the new segment is durable: the old one is sealed and
 //!   exact-length, as a sealed segment must be, and its sidecar is complete
 //!   and durable (it was fsynced before the new segment was created).
+//!
+//! Skip ahead (`Wal::skip_to`): an active segment that holds records is
+//! sealed and the next one created at the new seq (R1-R3, W3). An empty
+//! one gets a header naming the new seq (written, fdatasynced), is renamed
+//! to match, and the directory is fsynced:
+//!
+//! - **S1** crash after the header is durable, before the rename is: the
+//!   last segment's header and name disagree, and nothing follows the
+//!   header. It held no record: it is removed, and the log continues at the
+//!   higher of the two seqs, in a new segment: the skip that named the
+//!   lower one had completed. (Likewise a torn creation, W3, whose name is
+//!   past the end of the segment before it: a skip past records.)
+//!   Before the header is durable, the file is the empty segment it was
+//!   (or a torn header, W3); after the rename, the new one.
+//!
+//! Clean close (final sync, `PLOGCLS` sidecar written and fsynced; no
+//! directory fsync) and the writes after the next open:
+//!
+//! - **C1** crash while the sidecar is written, or before its directory
+//!   entry is durable: it is missing, torn or whole. A torn one fails its
+//!   CRC and the segment is scanned; a whole one describes exactly the
+//!   frames of the segment, synced before it was written.
+//! - **C2** the sidecar is removed, and the directory fsynced, before the
+//!   first write to the segment after the open that used it (the first
+//!   flush of appended frames): a crash at any later point finds no
+//!   sidecar and scans, as after any crash. A crash before the removal is
+//!   durable finds the sidecar with nothing written after its frames yet.
+//!   Should a stale one be found anyway, the frame written after its end
+//!   has a non-zero header, so it is not used. A rotation replaces it with
+//!   the sealed segment's own.
 //!
 //! Release (accounting updated in memory, entry written to release.log, fully
 //! released sealed segments deleted — each sidecar before its segment, so a

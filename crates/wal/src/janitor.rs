@@ -4,40 +4,39 @@
 //! 15 ms of extent freeing, and unmapping a segment that was read through
 //! about 1 ms; the thread releasing records pays neither.
 //!
-//! It is started by the log's first deletion, so a log that never releases
-//! a whole segment (most table maps' meta logs, every idle map) costs no
-//! thread; closing the log stops and joins it.
+//! It runs only while it has segments to delete: the first deletion
+//! starts it, it exits once its queue is empty, and the next deletion
+//! starts it again. A log that deletes nothing (most table maps' meta
+//! logs, every idle map, a map that drained its backlog and went idle)
+//! holds no thread. Closing the log waits for it.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use crate::offsets::Offsets;
 use crate::segment::SegmentView;
 use crate::storage::{Storage, StorageFile};
 
-/// Whether the log's janitor runs.
-pub(crate) enum JanitorSlot {
-    /// Not started yet. If starting it fails, that deletion runs inline
-    /// and the next one tries again.
-    Idle,
-    Running(Janitor),
-    /// The log is closed: deletions run inline.
-    Closed,
-}
-
-/// The janitor thread (see the module docs).
+/// A log's janitor: the segments waiting for deletion and the thread, if
+/// one runs (see the module docs).
+#[derive(Default)]
 pub(crate) struct Janitor {
-    queue: Sender<JanitorJob>,
-    thread: JoinHandle<()>,
+    state: Mutex<JanitorState>,
+    /// Signalled when the thread has emptied the queue and stops.
+    idle: Condvar,
 }
 
-/// Work for the janitor thread.
-enum JanitorJob {
-    /// Delete these segments.
-    Delete(Vec<Released>),
-    /// Answer once everything sent before is done.
-    Barrier(Sender<()>),
+#[derive(Default)]
+struct JanitorState {
+    queue: VecDeque<Released>,
+    /// A thread is deleting the queue's segments (and will until it is empty).
+    running: bool,
+    /// The last thread started; it may have ended already.
+    thread: Option<JoinHandle<()>>,
+    /// The log is closed: deletions run inline.
+    closed: bool,
 }
 
 /// A fully released segment waiting for deletion.
@@ -50,71 +49,99 @@ pub(crate) struct Released {
     /// The segment's cached read view, dropped with the rest (a reader may
     /// still hold it; then it unmaps when that reader is done).
     pub view: Option<Arc<SegmentView>>,
+    /// Its frame offsets, mapped from the sidecar: unmapped with the rest.
+    pub offsets: Offsets,
 }
 
 impl Janitor {
-    fn start(storage: Arc<dyn Storage>) -> Option<Janitor> {
-        let (queue, work) = mpsc::channel::<JanitorJob>();
-        let run = move || {
-            for job in work {
-                match job {
-                    JanitorJob::Delete(released) => remove_segment_files(storage.as_ref(), released),
-                    JanitorJob::Barrier(done) => drop(done.send(())),
-                }
+    fn lock(&self) -> MutexGuard<'_, JanitorState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until the queue is empty and no thread runs; returns the
+    /// last thread's handle to join.
+    fn wait_idle<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, JanitorState>,
+    ) -> (MutexGuard<'a, JanitorState>, Option<JoinHandle<()>>) {
+        while state.running {
+            state = self.idle.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        let thread = state.thread.take();
+        (state, thread)
+    }
+}
+
+/// The janitor thread: deletes what is queued until the queue is empty.
+fn run(janitor: &Janitor, storage: &dyn Storage) {
+    loop {
+        let batch: Vec<Released> = {
+            let mut state = janitor.lock();
+            if state.queue.is_empty() {
+                state.running = false;
+                janitor.idle.notify_all();
+                return;
             }
+            state.queue.drain(..).collect()
         };
-        match std::thread::Builder::new().name("pauselog-wal-janitor".into()).spawn(run) {
-            Ok(thread) => Some(Janitor { queue, thread }),
-            Err(error) => {
-                tracing::warn!(%error, "no janitor thread: released segments are deleted inline");
-                None
-            }
-        }
+        remove_segment_files(storage, batch);
     }
 }
 
-/// Hands `released` to the janitor of `slot`, starting it if it is idle;
-/// deletes them on this thread if there is no janitor.
-pub(crate) fn delete(slot: &Mutex<JanitorSlot>, storage: &Arc<dyn Storage>, released: Vec<Released>) {
-    let sent = {
-        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if matches!(*slot, JanitorSlot::Idle) {
-            if let Some(janitor) = Janitor::start(storage.clone()) {
-                *slot = JanitorSlot::Running(janitor);
-            }
+/// Queues `released` for the janitor, starting its thread if none runs;
+/// deletes them on this thread if the log is closed or no thread starts.
+pub(crate) fn delete(janitor: &Arc<Janitor>, storage: &Arc<dyn Storage>, released: Vec<Released>) {
+    let mut state = janitor.lock();
+    if state.closed {
+        drop(state);
+        return remove_segment_files(storage.as_ref(), released);
+    }
+    state.queue.extend(released);
+    if state.running {
+        return;
+    }
+    // The thread that ran last has emptied the queue and is ending (or
+    // ended): joining it cannot wait on anything.
+    let finished = state.thread.take();
+    let (thread_janitor, thread_storage) = (janitor.clone(), storage.clone());
+    let spawned = std::thread::Builder::new()
+        .name("pauselog-wal-janitor".into())
+        .spawn(move || run(&thread_janitor, thread_storage.as_ref()));
+    let inline = match spawned {
+        Ok(thread) => {
+            state.running = true;
+            state.thread = Some(thread);
+            Vec::new()
         }
-        match &*slot {
-            JanitorSlot::Running(janitor) => janitor.queue.send(JanitorJob::Delete(released)).map_err(|e| match e.0 {
-                JanitorJob::Delete(released) => released,
-                JanitorJob::Barrier(_) => unreachable!("a delete job was sent"),
-            }),
-            JanitorSlot::Idle | JanitorSlot::Closed => Err(released),
+        Err(error) => {
+            tracing::warn!(%error, "no janitor thread: released segments are deleted inline");
+            state.queue.drain(..).collect()
         }
     };
-    if let Err(released) = sent {
-        remove_segment_files(storage.as_ref(), released);
+    drop(state);
+    if let Some(finished) = finished {
+        let _ = finished.join();
+    }
+    remove_segment_files(storage.as_ref(), inline);
+}
+
+/// Waits until every segment handed to the janitor is deleted and its
+/// thread has ended.
+pub(crate) fn settle(janitor: &Janitor) {
+    let (state, thread) = janitor.wait_idle(janitor.lock());
+    drop(state);
+    if let Some(thread) = thread {
+        let _ = thread.join();
     }
 }
 
-/// Waits until every segment handed to the janitor of `slot` is deleted.
-pub(crate) fn settle(slot: &Mutex<JanitorSlot>) {
-    let (done, finished) = mpsc::channel();
-    let sent = match &*slot.lock().unwrap_or_else(|p| p.into_inner()) {
-        JanitorSlot::Running(janitor) => janitor.queue.send(JanitorJob::Barrier(done)).is_ok(),
-        JanitorSlot::Idle | JanitorSlot::Closed => false,
-    };
-    if sent {
-        let _ = finished.recv();
-    }
-}
-
-/// Stops the janitor of `slot` after its pending deletions; later ones run
-/// inline.
-pub(crate) fn close(slot: &Mutex<JanitorSlot>) {
-    let slot = std::mem::replace(&mut *slot.lock().unwrap_or_else(|p| p.into_inner()), JanitorSlot::Closed);
-    if let JanitorSlot::Running(janitor) = slot {
-        drop(janitor.queue);
-        let _ = janitor.thread.join();
+/// Waits for the janitor's pending deletions; later ones run inline.
+pub(crate) fn close(janitor: &Janitor) {
+    let (mut state, thread) = janitor.wait_idle(janitor.lock());
+    state.closed = true;
+    drop(state);
+    if let Some(thread) = thread {
+        let _ = thread.join();
     }
 }
 
@@ -123,7 +150,7 @@ pub(crate) fn close(slot: &Mutex<JanitorSlot>) {
 /// stale sidecar; a missing file is already gone), then drops their views.
 fn remove_segment_files(storage: &dyn Storage, released: Vec<Released>) {
     for segment in released {
-        let _unmapped_last = segment.view;
+        let _unmapped_last = (segment.view, segment.offsets);
         if segment.file.len().is_err() {
             continue;
         }

@@ -45,8 +45,9 @@
 //!   the counters, poisoning, damage found).
 //! - `janitor` (deleting released segments), `ahead` (checking frames and
 //!   mapping pages ahead of a scan).
-//! - `segment`, `release_log`, `torn`: the files and what their bytes mean;
-//!   `options`, `error`; `frame`, `epoch`, [`storage`]: the ground floor.
+//! - `segment`, `offsets`, `release_log`, `torn`: the files and what their
+//!   bytes mean; `options`, `error`; `frame`, `epoch`, [`storage`]: the
+//!   ground floor.
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 // The log needs unsafe (memmap2, fallocate, sync_file_range, the futex, a
@@ -64,6 +65,7 @@ mod group_commit;
 mod janitor;
 mod latency;
 mod log;
+mod offsets;
 mod options;
 mod reader;
 mod recovery;

@@ -207,7 +207,10 @@ impl Wal {
     /// Makes the next append get `seq` when that is ahead of the tail; the
     /// seqs in between are never assigned. The engine calls this when its
     /// meta log is ahead of the data log after a crash, so that no seq is
-    /// ever given to two different records. Costs one segment rotation.
+    /// ever given to two different records, and when a table map switches
+    /// from live deliveries to queueing. Costs a segment rotation when the
+    /// active segment holds records; an empty one is renamed instead (a
+    /// header write, a rename and two syncs: no file is created or deleted).
     pub fn skip_to(&self, seq: u64) -> Result<()> {
         self.check_writable()?;
         let mut state = self.shared.lock_state();
@@ -450,7 +453,9 @@ impl Wal {
         if self.shared.is_poisoned() {
             return self.shared.check_poison();
         }
-        self.commit.sync_all(&self.shared)
+        self.commit.sync_all(&self.shared)?;
+        writer::write_closed_sidecar(&self.shared);
+        Ok(())
     }
 
     fn check_writable(&self) -> Result<()> {

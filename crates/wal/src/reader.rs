@@ -236,7 +236,7 @@ impl Reader {
             let file_last_seq = if is_active { last_seq.min(flushed_seq) } else { last_seq };
             if self.next_seq <= file_last_seq {
                 let last_index = (file_last_seq - segment.first_seq) as usize;
-                let needed_end = segment.offsets.get(last_index + 1).map_or(segment.end, |&o| u64::from(o));
+                let needed_end = segment.offsets.get(last_index + 1).unwrap_or(segment.end);
                 let view = segment_view(segment, active_first, flushed_end, needed_end)?;
                 let job = self.ahead_jobs.iter().find(|job| job.segment_first_seq == segment.first_seq).cloned();
                 self.plan_run(segment, view, job, last_index);
@@ -267,18 +267,21 @@ impl Reader {
             job,
         });
         let mut index = (self.next_seq - segment.first_seq) as usize;
+        // Each offset is read once: it ends one frame and starts the next.
+        let mut offset = segment.offsets.get(index).unwrap_or(segment.end);
         while index <= last_index && self.batch.len() < self.batch_records_max {
+            let next_offset = segment.offsets.get(index + 1).unwrap_or(segment.end);
             if !segment.is_released(index) {
-                let offset = u64::from(segment.offsets[index]);
-                let frame_bytes = segment.frame_bytes(index);
+                let frame_bytes = next_offset - offset;
                 self.batch.push_back(Planned {
                     seq: segment.first_seq + index as u64,
                     offset: (offset - base) as usize,
                     frame_bytes: u32::try_from(frame_bytes).expect("a frame is below 4 GiB"),
                     source,
-                    check_crc: offset >= verified_end,
+                    check_crc: offset >= verified_end && offset < segment.loaded_end,
                 });
             }
+            offset = next_offset;
             index += 1;
         }
         self.next_seq = segment.first_seq + index as u64;
@@ -309,7 +312,7 @@ impl Reader {
                     // A later point may need a longer view of the active
                     // segment than an earlier one: the newest view covers all.
                     Some(source) if !in_buffer && Some(segment.first_seq) == active_first => {
-                        let needed_end = segment.offsets.get(index + 1).map_or(segment.end, |&o| u64::from(o));
+                        let needed_end = segment.offsets.get(index + 1).unwrap_or(segment.end);
                         self.sources[source].view = segment_view(segment, active_first, flushed_end, needed_end)?;
                         source
                     }
@@ -320,7 +323,7 @@ impl Reader {
                             let first_buffered = (flushed_seq + 1 - segment.first_seq) as usize;
                             buffered_view(segment, buffer, flushed_end, first_buffered..=segment.offsets.len() - 1)
                         } else {
-                            let needed_end = segment.offsets.get(index + 1).map_or(segment.end, |&o| u64::from(o));
+                            let needed_end = segment.offsets.get(index + 1).unwrap_or(segment.end);
                             segment_view(segment, active_first, flushed_end, needed_end)?
                         };
                         self.sources.push(Source {
@@ -333,13 +336,13 @@ impl Reader {
                         self.sources.len() - 1
                     }
                 };
-            let offset = u64::from(segment.offsets[index]);
+            let offset = segment.offsets.at(index);
             self.batch.push_back(Planned {
                 seq,
                 offset: (offset - self.sources[source].view.base) as usize,
                 frame_bytes: u32::try_from(segment.frame_bytes(index)).expect("a frame is below 4 GiB"),
                 source: source as u32,
-                check_crc: offset >= segment.verified_end.load(Ordering::Acquire),
+                check_crc: segment.needs_check(offset),
             });
         }
         Ok(())
@@ -477,8 +480,8 @@ fn buffered_view(
     flushed_end: u64,
     indexes: std::ops::RangeInclusive<usize>,
 ) -> Arc<SegmentView> {
-    let from = u64::from(segment.offsets[*indexes.start()]);
-    let to = segment.offsets.get(indexes.end() + 1).map_or(segment.end, |&o| u64::from(o));
+    let from = segment.offsets.at(*indexes.start());
+    let to = segment.offsets.get(indexes.end() + 1).unwrap_or(segment.end);
     let bytes = buffer[(from - flushed_end) as usize..(to - flushed_end) as usize].to_vec();
     Arc::new(SegmentView { path: Arc::from(segment.path.as_path()), base: from, mapped: Arc::new(CopiedBytes(bytes)) })
 }

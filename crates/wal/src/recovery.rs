@@ -3,18 +3,20 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::{io_error, Error, Result};
-use crate::frame::{decode_at, FrameDamage};
+use crate::frame::{decode_at, FrameDamage, FRAME_HEADER_BYTES};
+use crate::offsets::Offsets;
 use crate::options::WalOptions;
 use crate::release_log::ReleaseLog;
 use crate::segment::{
-    create_segment, decode_header, decode_sidecar, parse_segment_path, parse_sidecar_path, sidecar_path, Segment,
-    SEGMENT_HEADER_BYTES,
+    create_segment, decode_header, decode_sidecar, parse_segment_path, parse_sidecar_path, sidecar_path, CopiedBytes,
+    Segment, SidecarKind, SEGMENT_HEADER_BYTES,
 };
 use crate::state::State;
-use crate::storage::{read_whole, Storage};
+use crate::storage::{read_whole, Mapped, Storage};
 use crate::torn::{describe, is_all_zero, later_valid_frame};
 
 pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -> Result<State> {
@@ -41,40 +43,51 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
     }
     let mut segments = VecDeque::new();
     let mut next_seq: Option<u64> = None;
+    // The first seq of the segment loaded from a clean close's sidecar.
+    let mut closed_seq = None;
     let last_index = segment_paths.len().saturating_sub(1);
     for (index, (name_seq, path)) in segment_paths.into_iter().enumerate() {
         let is_last = index == last_index;
         let has_sidecar = sidecars.contains(&sidecar_path(dir, name_seq));
         let found = SegmentFile { dir, path: &path, name_seq, is_last, has_sidecar };
         match load_segment(&found, next_seq, storage, read_only)? {
-            Loaded::Segment(segment) => {
+            Loaded::Segment { segment, closed } => {
+                closed_seq = closed.then_some(segment.first_seq);
                 next_seq = Some(segment.end_seq());
                 segments.push_back(segment);
             }
-            Loaded::TornCreation => {
-                // Its name is where the log continues: every earlier seq
-                // was assigned already (perhaps released and deleted).
-                next_seq = Some(next_seq.map_or(name_seq, |seq| seq.max(name_seq)));
+            Loaded::Empty { continues_at } => {
+                // Every earlier seq was assigned already (perhaps released
+                // and deleted).
+                next_seq = Some(next_seq.map_or(continues_at, |seq| seq.max(continues_at)));
             }
             Loaded::Vanished => {}
         }
     }
-    if let Some(last) = segments.back_mut() {
-        // When a torn last segment was removed above (W3), the one before it
-        // was decoded as sealed but is the active segment again: it must not
-        // be taken for a sealed one (e.g. deleted once fully released).
-        // Its sidecar, if it was loaded from one, is stale once it grows.
-        last.sealed = false;
-        let sidecar = sidecar_path(dir, last.first_seq);
-        if !read_only
-            && sidecars.contains(&sidecar)
-            && storage.list(dir).map_err(|e| io_error(dir, e))?.contains(&sidecar)
-        {
-            storage.remove(&sidecar).map_err(|e| io_error(&sidecar, e))?;
+    let closed_sidecar = segments.back().is_some_and(|last| closed_seq == Some(last.first_seq));
+    let continues_at = next_seq.unwrap_or(1);
+    match segments.back_mut() {
+        Some(last) if last.end_seq() >= continues_at => {
+            // When an empty last segment was removed above (W3), the one
+            // before it was decoded as sealed but is the active segment
+            // again: it must not be taken for a sealed one (e.g. deleted
+            // once fully released). Its sidecar, if it was loaded from one,
+            // is stale once it grows.
+            last.sealed = false;
+            let sidecar = sidecar_path(dir, last.first_seq);
+            if !read_only
+                && !closed_sidecar
+                && sidecars.contains(&sidecar)
+                && storage.list(dir).map_err(|e| io_error(dir, e))?.contains(&sidecar)
+            {
+                storage.remove(&sidecar).map_err(|e| io_error(&sidecar, e))?;
+            }
         }
-    }
-    if segments.is_empty() && !read_only {
-        segments.push_back(create_segment(storage, dir, next_seq.unwrap_or(1), options)?);
+        // No segment, or the removed one continued the log past the last
+        // (a skip, S1 or W3 of `skip_to`): the skip was durable, so the
+        // log goes on there, in a new segment.
+        _ if !read_only => segments.push_back(create_segment(storage, dir, continues_at, options)?),
+        _ => {}
     }
     let next_seq = segments.back().map_or(next_seq.unwrap_or(1), |s| s.end_seq());
     let (mut release_log, ranges, clean) = ReleaseLog::read(storage, dir, read_only)?;
@@ -121,6 +134,7 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions, storage: &dyn Storage) -
         zeroed_end: flushed_end,
         writeback_end: flushed_end,
         last_sync: Instant::now(),
+        closed_sidecar,
     })
 }
 
@@ -138,9 +152,12 @@ struct SegmentFile<'a> {
 
 /// What became of one segment file at open.
 enum Loaded {
-    Segment(Segment),
-    /// Crash case W3: a last segment whose creation was torn; it holds nothing.
-    TornCreation,
+    /// `closed`: the active segment, loaded from its clean close's sidecar.
+    Segment { segment: Segment, closed: bool },
+    /// A last segment that holds nothing and is removed: its creation was
+    /// torn (crash case W3), or `skip_to` had rewritten its header but not
+    /// yet renamed it (S1). The log continues at `continues_at` or later.
+    Empty { continues_at: u64 },
     /// Gone since the listing: another process (the engine whose directory a
     /// read-only open inspects) deleted it, which it does only once every
     /// record in it was released.
@@ -201,21 +218,24 @@ fn load_segment_bytes(
     read_only: bool,
 ) -> Result<Loaded> {
     let (path, name_seq) = (found.path, found.name_seq);
+    let body_is_zero = || bytes.get(SEGMENT_HEADER_BYTES as usize..).is_none_or(is_all_zero);
     let first_seq = match decode_header(bytes) {
         Ok(seq) if seq == name_seq => seq,
+        Ok(seq) if found.is_last && body_is_zero() => {
+            // Crash case S1: `skip_to` rewrote the header of the empty
+            // active segment; the crash came before the rename.
+            remove_empty_last(found, storage, read_only, "removing an empty segment whose restart was cut short")?;
+            return Ok(Loaded::Empty { continues_at: seq.max(name_seq) });
+        }
         Ok(seq) => {
             return Err(corrupt(path, 0, format!("header names seq {seq} but the file name says {name_seq}")));
         }
         Err(reason) => {
-            let body_is_zero = bytes.get(SEGMENT_HEADER_BYTES as usize..).is_none_or(is_all_zero);
-            if found.is_last && body_is_zero {
+            if found.is_last && body_is_zero() {
                 // Crash case W3: the segment was being created; it holds nothing.
-                if !read_only {
-                    tracing::warn!(path = %path.display(), reason, "removing a segment whose creation was torn");
-                    storage.remove(path).map_err(|e| io_error(path, e))?;
-                    storage.sync_dir(found.dir).map_err(|e| io_error(found.dir, e))?;
-                }
-                return Ok(Loaded::TornCreation);
+                tracing::debug!(path = %path.display(), reason, "the last segment's header is torn");
+                remove_empty_last(found, storage, read_only, "removing a segment whose creation was torn")?;
+                return Ok(Loaded::Empty { continues_at: name_seq });
             }
             return Err(corrupt(path, 0, reason.to_owned()));
         }
@@ -233,18 +253,36 @@ fn load_segment_bytes(
     }
     let mut segment = Segment::new(first_seq, path.to_path_buf(), file);
     let sidecar = sidecar_path(found.dir, first_seq);
+    let mut closed = false;
     if found.is_last {
-        if found.has_sidecar && !read_only {
+        // A clean close left the active segment's sidecar (crash case C1
+        // in format.rs): its frames need no scan, and the zeros after them
+        // no read. A read-only open scans, as its segment may be growing.
+        closed = found.has_sidecar && !read_only && load_sidecar(storage, &sidecar, &mut segment, Tail::Closed(bytes));
+        if found.has_sidecar && !read_only && !closed {
             // Crash case R2 (or a W3 removal below): the segment was
             // sealed, but appends continue in it, so its sidecar is stale.
             storage.remove(&sidecar).map_err(|e| io_error(&sidecar, e))?;
         }
-        scan_segment(&mut segment, bytes, true, read_only)?;
-    } else if !(found.has_sidecar && load_sidecar(storage, &sidecar, &mut segment, bytes.len() as u64)) {
+        if !closed {
+            scan_segment(&mut segment, bytes, true, read_only)?;
+        }
+    } else if !(found.has_sidecar && load_sidecar(storage, &sidecar, &mut segment, Tail::Sealed(bytes.len() as u64))) {
         scan_segment(&mut segment, bytes, false, read_only)?;
     }
     segment.sealed = !found.is_last;
-    Ok(Loaded::Segment(segment))
+    Ok(Loaded::Segment { segment, closed })
+}
+
+/// Removes a last segment that holds nothing (crash cases W3, S1); a
+/// read-only open leaves it.
+fn remove_empty_last(found: &SegmentFile<'_>, storage: &dyn Storage, read_only: bool, why: &str) -> Result<()> {
+    if read_only {
+        return Ok(());
+    }
+    tracing::warn!(path = %found.path.display(), "{why}");
+    storage.remove(found.path).map_err(|e| io_error(found.path, e))?;
+    storage.sync_dir(found.dir).map_err(|e| io_error(found.dir, e))
 }
 
 /// Decodes (and CRC-checks) every frame of a segment. A sealed segment must
@@ -292,31 +330,58 @@ fn scan_segment(segment: &mut Segment, bytes: &[u8], is_last: bool, read_only: b
     Ok(())
 }
 
-/// Loads a sealed segment's frame offsets from its sidecar instead of
-/// scanning it. Returns false (the caller scans) when the sidecar is
-/// unreadable, damaged, or describes another length of the segment. The
-/// frames are then unverified: each is CRC-checked when first read.
-fn load_sidecar(storage: &dyn Storage, path: &Path, segment: &mut Segment, segment_bytes: u64) -> bool {
+/// What a sidecar must agree with at the end of its segment.
+enum Tail<'a> {
+    /// A sealed segment ends exactly at its last frame: the file's length.
+    Sealed(u64),
+    /// The active segment after a clean close: its bytes. The frames end
+    /// inside them and the next frame's header is still zeros.
+    Closed(&'a [u8]),
+}
+
+/// Loads a segment's frame offsets from its sidecar instead of scanning it.
+/// Returns false (the caller scans) when the sidecar is unreadable,
+/// damaged, of the other kind, or disagrees with the segment's end. The
+/// frames are then unverified: each is CRC-checked when first read, or by
+/// the background check.
+///
+/// A sealed segment's offsets stay in the mapped sidecar (`offsets.rs`);
+/// the active segment's are copied to the heap, where its appends add more.
+fn load_sidecar(storage: &dyn Storage, path: &Path, segment: &mut Segment, tail: Tail<'_>) -> bool {
     let Ok(file) = storage.open_read_only(path) else { return false };
-    let Ok(len) = file.len() else { return false };
-    let mut bytes = vec![0u8; len as usize];
-    if file.read_at(&mut bytes, 0).ok() != Some(bytes.len()) {
-        return false;
-    }
-    match decode_sidecar(&bytes, segment.first_seq, segment_bytes) {
-        Ok(offsets) => {
-            for (index, &offset) in offsets.iter().enumerate() {
-                let end = offsets.get(index + 1).map_or(segment_bytes, |&o| u64::from(o));
-                segment.push_unverified(end - u64::from(offset));
-            }
-            debug_assert_eq!(segment.end, segment_bytes);
-            true
+    let (kind, sidecar): (_, Arc<dyn Mapped>) = match tail {
+        Tail::Sealed(_) => match file.map() {
+            Ok(view) => (SidecarKind::Sealed, view),
+            Err(_) => return false,
+        },
+        Tail::Closed(_) => match read_whole(file.as_ref()) {
+            Ok(bytes) => (SidecarKind::Closed, Arc::new(CopiedBytes(bytes))),
+            Err(_) => return false,
+        },
+    };
+    let agrees = |frames_end: u64| match tail {
+        Tail::Sealed(segment_bytes) => frames_end == segment_bytes,
+        Tail::Closed(segment) => segment.get(frames_end as usize..).is_some_and(|after| {
+            // A frame written after the close starts at `frames_end`: its
+            // header (seq >= 1) is never zeros. The sidecar is removed
+            // before any such write (format.rs, C2), so this only guards.
+            is_all_zero(&after[..after.len().min(FRAME_HEADER_BYTES as usize)])
+        }),
+    };
+    let reason = match decode_sidecar(sidecar, kind, segment.first_seq) {
+        Ok((offsets, frames_end)) if agrees(frames_end) => {
+            let offsets = match kind {
+                SidecarKind::Sealed => offsets,
+                SidecarKind::Closed => Offsets::Heap(offsets.iter().map(|offset| offset as u32).collect()),
+            };
+            segment.load(offsets, frames_end);
+            return true;
         }
-        Err(reason) => {
-            tracing::warn!(path = %path.display(), reason, "ignoring a sidecar index; scanning its segment");
-            false
-        }
-    }
+        Ok(_) => "sidecar describes another segment length",
+        Err(reason) => reason,
+    };
+    tracing::warn!(path = %path.display(), reason, "ignoring a sidecar index; scanning its segment");
+    false
 }
 
 fn truncate_tail(segment: &Segment, bytes: &[u8], offset: usize, damage: FrameDamage, read_only: bool) -> Result<()> {

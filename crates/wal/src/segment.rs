@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::error::{io_error, Error, Result};
 use crate::frame::{decode_at, FRAME_HEADER_BYTES};
+use crate::offsets::Offsets;
 use crate::options::WalOptions;
 use crate::storage::{Mapped, Storage, StorageFile};
 
@@ -107,34 +108,73 @@ pub(crate) fn write_durably(storage: &dyn Storage, path: &Path, bytes: &[u8]) ->
     file.sync_all().map_err(|e| io_error(path, e))
 }
 
-/// Magic bytes at the start of every sidecar index file.
-pub(crate) const SIDECAR_MAGIC: [u8; 8] = *b"PLOGIDX\0";
+/// What a sidecar describes, told apart by its magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SidecarKind {
+    /// A sealed segment, written when it was sealed (`PLOGIDX\0`). The
+    /// segment ends exactly where the sidecar says.
+    Sealed,
+    /// The active segment at a clean close (`PLOGCLS\0`): its frames end
+    /// where the sidecar says, and the file's preallocated zeros follow.
+    Closed,
+}
+
+impl SidecarKind {
+    fn magic(self) -> [u8; 8] {
+        match self {
+            SidecarKind::Sealed => *b"PLOGIDX\0",
+            SidecarKind::Closed => *b"PLOGCLS\0",
+        }
+    }
+}
+
 const SIDECAR_VERSION: u32 = 1;
-/// `magic[8] | version u32 | record_count u32 | segment_bytes u64 | first_seq u64`.
+/// `magic[8] | version u32 | record_count u32 | frames_end u64 | first_seq u64`.
 const SIDECAR_HEADER_BYTES: usize = 32;
 
-/// The sidecar of a sealed segment: header, frame offsets (u32 LE each), and
-/// a CRC32 of everything before it. See [`crate::format`].
-pub(crate) fn encode_sidecar(segment: &Segment) -> Vec<u8> {
+/// The sidecar of a segment: header, frame offsets (u32 LE each), and a
+/// CRC32 of everything before it. See [`crate::format`].
+pub(crate) fn encode_sidecar(segment: &Segment, kind: SidecarKind) -> Vec<u8> {
     let mut out = Vec::with_capacity(SIDECAR_HEADER_BYTES + segment.offsets.len() * 4 + 4);
-    out.extend_from_slice(&SIDECAR_MAGIC);
+    out.extend_from_slice(&kind.magic());
     out.extend_from_slice(&SIDECAR_VERSION.to_le_bytes());
     out.extend_from_slice(&(segment.offsets.len() as u32).to_le_bytes());
     out.extend_from_slice(&segment.end.to_le_bytes());
     out.extend_from_slice(&segment.first_seq.to_le_bytes());
-    for offset in &segment.offsets {
-        out.extend_from_slice(&offset.to_le_bytes());
+    for offset in segment.offsets.iter() {
+        out.extend_from_slice(&(offset as u32).to_le_bytes());
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
-/// The frame offsets a sidecar records for a segment of `first_seq` whose
-/// file is `segment_bytes` long, or why the sidecar cannot be used. Checks
-/// the CRC, that it describes this segment at this length, and that the
-/// offsets are the layout of frames back to back (each at least a header).
-pub(crate) fn decode_sidecar(bytes: &[u8], first_seq: u64, segment_bytes: u64) -> Result<Vec<u32>, &'static str> {
+/// The offsets of a sealed segment, served from the sidecar just written
+/// for it (`bytes`, `count` offsets) instead of the heap: see `offsets.rs`.
+pub(crate) fn map_sealed_offsets(storage: &dyn Storage, path: &Path, bytes: &[u8], count: usize) -> Result<Offsets> {
+    let view = storage.open_read_only(path).and_then(|file| file.map()).map_err(|e| io_error(path, e))?;
+    if view.bytes() != bytes {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            reason: "a sidecar reads back other than it was written".into(),
+        });
+    }
+    Ok(Offsets::Mapped { view, start: SIDECAR_HEADER_BYTES, count })
+}
+
+/// The frame offsets and the end of the last frame that a sidecar of
+/// `kind` records for the segment of `first_seq`, or why the sidecar cannot
+/// be used. Checks the CRC, the magic and version, that it describes this
+/// segment, and that the offsets are the layout of frames back to back
+/// (each at least a header); the caller compares the end with the file.
+/// The offsets are read from `sidecar` itself, which stays mapped.
+pub(crate) fn decode_sidecar(
+    sidecar: Arc<dyn Mapped>,
+    kind: SidecarKind,
+    first_seq: u64,
+) -> Result<(Offsets, u64), &'static str> {
+    let bytes = sidecar.bytes();
     let body_len = bytes.len().checked_sub(4).ok_or("sidecar too short")?;
     if body_len < SIDECAR_HEADER_BYTES {
         return Err("sidecar too short");
@@ -145,34 +185,38 @@ pub(crate) fn decode_sidecar(bytes: &[u8], first_seq: u64, segment_bytes: u64) -
     }
     let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4-byte slice"));
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8-byte slice"));
-    if bytes[0..8] != SIDECAR_MAGIC || u32_at(8) != SIDECAR_VERSION {
-        return Err("not a pauselog sidecar of this version");
+    if bytes[0..8] != kind.magic() || u32_at(8) != SIDECAR_VERSION {
+        return Err("not a pauselog sidecar of this kind and version");
     }
     let record_count = u32_at(12) as usize;
-    if u64_at(16) != segment_bytes {
-        return Err("sidecar describes another segment length");
-    }
+    let frames_end = u64_at(16);
     if u64_at(24) != first_seq {
         return Err("sidecar describes another segment");
     }
     if body_len != SIDECAR_HEADER_BYTES + record_count * 4 {
         return Err("sidecar length does not match its record count");
     }
-    let offsets: Vec<u32> = (0..record_count).map(|i| u32_at(SIDECAR_HEADER_BYTES + i * 4)).collect();
-    let mut expected_start = SEGMENT_HEADER_BYTES;
-    for &offset in &offsets {
-        // Frames are back to back: each starts at or past the end of the
-        // previous frame's header, and the first right after the segment header.
-        let offset = u64::from(offset);
-        if offset < expected_start || (expected_start == SEGMENT_HEADER_BYTES && offset != SEGMENT_HEADER_BYTES) {
-            return Err("sidecar offsets out of order");
-        }
-        expected_start = offset + FRAME_HEADER_BYTES;
+    // Frames are back to back: the first right after the segment header,
+    // each later one at least a frame header past the one before, the last
+    // header inside the segment. One pass without early exits, so it runs
+    // at memory speed (4 bytes a record, for every sealed segment at open).
+    let offsets = &bytes[SIDECAR_HEADER_BYTES..body_len];
+    let offset_at = |chunk: &[u8]| u64::from(u32::from_le_bytes(chunk.try_into().expect("4-byte chunk")));
+    let mut in_order = offsets.get(..4).map(offset_at).is_none_or(|first| first == SEGMENT_HEADER_BYTES);
+    let mut previous = SEGMENT_HEADER_BYTES - FRAME_HEADER_BYTES;
+    for offset in offsets.chunks_exact(4).map(offset_at) {
+        in_order &= offset >= previous + FRAME_HEADER_BYTES;
+        previous = offset;
     }
-    if expected_start > segment_bytes || (offsets.is_empty() && segment_bytes != SEGMENT_HEADER_BYTES) {
+    if !in_order {
+        return Err("sidecar offsets out of order");
+    }
+    // With no offset, `previous` is still below the header: the end is its end.
+    let last_end = previous + FRAME_HEADER_BYTES;
+    if last_end > frames_end || (record_count == 0 && frames_end != SEGMENT_HEADER_BYTES) {
         return Err("sidecar offsets past the segment end");
     }
-    Ok(offsets)
+    Ok((Offsets::Mapped { view: sidecar.clone(), start: SIDECAR_HEADER_BYTES, count: record_count }, frames_end))
 }
 
 /// A read view of one segment file, or of frames of it still in the
@@ -227,9 +271,10 @@ pub(crate) struct Segment {
     pub first_seq: u64,
     pub path: PathBuf,
     pub file: Arc<dyn StorageFile>,
-    /// `offsets[i]` is the file offset of the frame of `first_seq + i`.
-    /// Segments stay below 4 GiB (see `WalOptions::segment_bytes_max`).
-    pub offsets: Vec<u32>,
+    /// `offsets.at(i)` is the file offset of the frame of `first_seq + i`:
+    /// on the heap for the active segment, in the mapped sidecar for a
+    /// sealed one that has one (`offsets.rs`).
+    pub offsets: Offsets,
     /// Offset just past the last frame (buffered frames included).
     pub end: u64,
     /// One bit per record: released.
@@ -245,6 +290,11 @@ pub(crate) struct Segment {
     /// loaded from its sidecar) are CRC-checked when first read. Shared with
     /// readers, which advance it without the log's lock.
     pub verified_end: Arc<AtomicU64>,
+    /// The end of the frames open loaded from a sidecar (the segment's
+    /// header when it loaded none). Frames past it were scanned or appended
+    /// by this process, so only frames between `verified_end` and this
+    /// offset ever need a CRC check.
+    pub loaded_end: u64,
 }
 
 impl Segment {
@@ -253,7 +303,7 @@ impl Segment {
             first_seq,
             path,
             file,
-            offsets: Vec::new(),
+            offsets: Offsets::default(),
             end: SEGMENT_HEADER_BYTES,
             released: Vec::new(),
             released_count: 0,
@@ -261,12 +311,18 @@ impl Segment {
             sealed: false,
             view: None,
             verified_end: Arc::new(AtomicU64::new(SEGMENT_HEADER_BYTES)),
+            loaded_end: SEGMENT_HEADER_BYTES,
         }
     }
 
     /// Whether every frame of the segment has been checked in this process.
     pub fn is_verified(&self) -> bool {
-        self.verified_end.load(Ordering::Acquire) >= self.end
+        self.verified_end.load(Ordering::Acquire) >= self.loaded_end
+    }
+
+    /// Whether the frame at `offset` must be CRC-checked when read.
+    pub fn needs_check(&self, offset: u64) -> bool {
+        offset < self.loaded_end && offset >= self.verified_end.load(Ordering::Acquire)
     }
 
     pub fn record_count(&self) -> u64 {
@@ -297,7 +353,7 @@ impl Segment {
     /// this process): it counts as verified if every frame before it is.
     pub fn push(&mut self, frame_bytes: u64) {
         let start = self.end;
-        self.push_unverified(frame_bytes);
+        self.push_offset(frame_bytes);
         // A plain load and store (no locked compare-exchange on the append
         // path): readers only advance `verified_end` over frames below
         // `start`, so none races with this store.
@@ -306,8 +362,19 @@ impl Segment {
         }
     }
 
-    /// Adds a frame known only from a sidecar: checked when first read.
-    pub fn push_unverified(&mut self, frame_bytes: u64) {
+    /// Takes the frames of an empty segment from a sidecar: `offsets`,
+    /// back to back up to `frames_end`, unverified (each is checked when
+    /// first read).
+    pub fn load(&mut self, offsets: Offsets, frames_end: u64) {
+        debug_assert!(self.offsets.is_empty(), "loaded into an empty segment");
+        self.released = vec![0; offsets.len().div_ceil(64)];
+        self.offsets = offsets;
+        self.live_bytes = frames_end - SEGMENT_HEADER_BYTES;
+        self.end = frames_end;
+        self.loaded_end = frames_end;
+    }
+
+    fn push_offset(&mut self, frame_bytes: u64) {
         self.offsets.push(u32::try_from(self.end).expect("segments stay below 4 GiB"));
         self.end += frame_bytes;
         self.live_bytes += frame_bytes;
@@ -318,8 +385,8 @@ impl Segment {
 
     /// Encoded bytes of the frame at local index `index`.
     pub fn frame_bytes(&self, index: usize) -> u64 {
-        let start = u64::from(self.offsets[index]);
-        let end = self.offsets.get(index + 1).map_or(self.end, |&o| u64::from(o));
+        let start = self.offsets.at(index);
+        let end = self.offsets.get(index + 1).unwrap_or(self.end);
         end - start
     }
 

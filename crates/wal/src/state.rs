@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crate::epoch::Epoch;
 use crate::error::{Damage, Error, Result};
-use crate::janitor::JanitorSlot;
+use crate::janitor::Janitor;
 use crate::latency::LatencyCounters;
 use crate::options::WalOptions;
 use crate::release_log::ReleaseLog;
@@ -40,7 +40,7 @@ pub(crate) struct Shared {
     /// Every seq `<=` this is durable.
     pub durable_seq: AtomicU64,
     /// Deletes released segments off the caller's thread (`janitor.rs`).
-    pub janitor: Mutex<JanitorSlot>,
+    pub janitor: Arc<Janitor>,
     poisoned: AtomicBool,
     poison_reason: Mutex<String>,
     /// The first damage found in this process (by the background check, a
@@ -72,6 +72,10 @@ pub(crate) struct State {
     /// `writer::WRITEBACK_CHUNK_BYTES`).
     pub writeback_end: u64,
     pub last_sync: Instant,
+    /// The active segment's file has the sidecar of the last clean close
+    /// (`segment::SidecarKind::Closed`); it must be gone, durably, before
+    /// anything is written to that file (see `writer::flush`).
+    pub closed_sidecar: bool,
 }
 
 impl Shared {
@@ -88,7 +92,7 @@ impl Shared {
             sync_count: AtomicU64::new(0),
             sync_latency: LatencyCounters::default(),
             durable_seq: AtomicU64::new(durable_seq),
-            janitor: Mutex::new(JanitorSlot::Idle),
+            janitor: Arc::default(),
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(String::new()),
             damage: Mutex::new(None),
@@ -160,6 +164,7 @@ impl State {
     /// with the write offsets of the active file reset to its header.
     pub fn push_active(&mut self, segment: Segment, options: &WalOptions) {
         self.segments.push_back(segment);
+        self.closed_sidecar = false;
         self.flushed_end = SEGMENT_HEADER_BYTES;
         self.zeroed_end = SEGMENT_HEADER_BYTES;
         self.writeback_end = SEGMENT_HEADER_BYTES;

@@ -15,7 +15,10 @@ use crate::frame::{self, frame_bytes};
 use crate::janitor::{self, Released};
 use crate::options::SyncPolicy;
 use crate::release_log::COMPACT_ENTRIES;
-use crate::segment::{create_segment, encode_sidecar, sidecar_path, write_durably, SEGMENT_HEADER_BYTES};
+use crate::segment::{
+    create_segment, encode_header, encode_sidecar, map_sealed_offsets, segment_path, sidecar_path, write_durably,
+    SidecarKind,
+};
 use crate::state::{Shared, State};
 
 /// How far ahead of the appends the active segment is zero-filled under
@@ -56,6 +59,7 @@ pub(crate) fn flush(shared: &Shared, state: &mut State) -> Result<()> {
     if state.buffer.is_empty() {
         return Ok(());
     }
+    remove_closed_sidecar(shared, state)?;
     let options = &shared.options;
     let needed = state.flushed_end + state.buffer.len() as u64;
     if needed > state.allocated_bytes {
@@ -88,6 +92,48 @@ pub(crate) fn flush(shared: &Shared, state: &mut State) -> Result<()> {
     state.flushed_seq = state.next_seq - 1;
     state.buffer.clear();
     Ok(())
+}
+
+/// Removes the active segment's sidecar from the last clean close, and
+/// makes that durable, before the first write to the segment: once frames
+/// follow the ones it lists, it would hide them from the next open (crash
+/// case C2 in [`crate::format`]).
+pub(crate) fn remove_closed_sidecar(shared: &Shared, state: &mut State) -> Result<()> {
+    if !state.closed_sidecar {
+        return Ok(());
+    }
+    let active = state.segments.back().expect("active segment");
+    let sidecar = sidecar_path(&shared.dir, active.first_seq);
+    match shared.storage.remove(&sidecar) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(shared.poison(&io_error(&sidecar, e))),
+    }
+    shared.storage.sync_dir(&shared.dir).map_err(|e| shared.poison(&io_error(&shared.dir, e)))?;
+    state.closed_sidecar = false;
+    Ok(())
+}
+
+/// At a clean close, after the final sync: writes the active segment's
+/// sidecar so that the next open need not scan it (crash case C1 in
+/// [`crate::format`]). Nothing is written if the one the last open found
+/// is still there (nothing was written since). A failure only costs the
+/// next open its scan: it is logged, and the partial file is removed.
+pub(crate) fn write_closed_sidecar(shared: &Shared) {
+    let mut state = shared.lock_state();
+    if state.closed_sidecar || shared.is_poisoned() || !state.buffer.is_empty() {
+        return;
+    }
+    let Some(active) = state.segments.back() else { return };
+    let sidecar = sidecar_path(&shared.dir, active.first_seq);
+    let bytes = encode_sidecar(active, SidecarKind::Closed);
+    match write_durably(shared.storage.as_ref(), &sidecar, &bytes) {
+        Ok(()) => state.closed_sidecar = true,
+        Err(error) => {
+            tracing::warn!(%error, "could not write the active segment's sidecar at close; the next open scans it");
+            let _ = shared.storage.remove(&sidecar);
+        }
+    }
 }
 
 /// Writes the buffer out if it holds `seq` (`SyncPolicy::Interval` when
@@ -157,13 +203,20 @@ pub(crate) fn sync(shared: &Shared) -> Result<()> {
 /// Seals the active segment (crash cases R1-R3 in [`crate::format`]) and
 /// starts the next; nothing happens to an empty active segment.
 pub(crate) fn rotate(shared: &Shared, state: &mut State) -> Result<()> {
+    if state.active().record_count() == 0 {
+        return Ok(());
+    }
+    let next_seq = state.next_seq;
+    rotate_to(shared, state, next_seq)
+}
+
+/// Seals the active segment, which holds records, and starts the next one
+/// at `first_seq` (the next seq, or one ahead of it for `skip_to`).
+fn rotate_to(shared: &Shared, state: &mut State, first_seq: u64) -> Result<()> {
     flush(shared, state)?;
     let next_seq = state.next_seq;
     {
         let active = state.active();
-        if active.record_count() == 0 {
-            return Ok(());
-        }
         // Seal: cut the preallocated zeros so a sealed segment ends exactly
         // at its last frame, and make that durable before a newer segment
         // exists (see format.rs, crash case R2).
@@ -175,39 +228,56 @@ pub(crate) fn rotate(shared: &Shared, state: &mut State) -> Result<()> {
         // is durable before the next segment exists (format.rs, R2/R3);
         // its directory entry becomes durable with the new segment's.
         let sidecar = sidecar_path(&shared.dir, active.first_seq);
-        let bytes = encode_sidecar(active);
+        let bytes = encode_sidecar(active, SidecarKind::Sealed);
         write_durably(shared.storage.as_ref(), &sidecar, &bytes).map_err(|e| shared.poison(&e))?;
+        // From now on the offsets are read from the sidecar, not the heap.
+        // Comparing what reads back costs one read of page cache (4 bytes a
+        // record), once per segment.
+        match map_sealed_offsets(shared.storage.as_ref(), &sidecar, &bytes, active.offsets.len()) {
+            Ok(offsets) => active.offsets = offsets,
+            Err(error) => tracing::warn!(%error, "a sealed segment keeps its offsets on the heap"),
+        }
     }
     shared.durable_seq.fetch_max(next_seq - 1, Ordering::AcqRel);
-    let segment = create_segment(shared.storage.as_ref(), &shared.dir, next_seq, &shared.options)
+    let segment = create_segment(shared.storage.as_ref(), &shared.dir, first_seq, &shared.options)
         .map_err(|e| shared.poison(&e))?;
     state.push_active(segment, &shared.options);
     delete_released_segments(shared, state)
 }
 
-/// Makes the next append get `seq` (ahead of the tail): seals the active
-/// segment, seals the new empty one at its header, and starts one named
-/// `seq`. See `Wal::skip_to`.
+/// Makes the next append get `seq` (ahead of the tail). An active segment
+/// that holds records is sealed and the next one starts at `seq`; an
+/// empty one is renamed to start at `seq` (crash case S1 in
+/// [`crate::format`]), so that the common case, a skip right after a
+/// rotation or an open, creates and deletes no file. See `Wal::skip_to`.
 pub(crate) fn skip_to(shared: &Shared, state: &mut State, seq: u64) -> Result<()> {
-    rotate(shared, state)?;
-    {
-        // The active segment is empty now: seal it at its header (an
-        // empty sealed segment is deleted below, or at the next open).
-        let active = state.active();
-        let (file, path) = (active.file.clone(), active.path.clone());
-        file.set_len(SEGMENT_HEADER_BYTES).map_err(|e| shared.poison(&io_error(&path, e)))?;
-        file.sync_all().map_err(|e| shared.poison(&io_error(&path, e)))?;
-        active.end = SEGMENT_HEADER_BYTES;
-        active.sealed = true;
+    if state.active().record_count() > 0 {
+        rotate_to(shared, state, seq)?;
+    } else {
+        restart_active_at(shared, state, seq)?;
     }
-    let segment =
-        create_segment(shared.storage.as_ref(), &shared.dir, seq, &shared.options).map_err(|e| shared.poison(&e))?;
-    state.push_active(segment, &shared.options);
     state.next_seq = seq;
     state.flushed_seq = seq - 1;
     shared.durable_seq.fetch_max(seq - 1, Ordering::AcqRel);
-    tracing::warn!(dir = %shared.dir.display(), seq, "sequence numbers skipped ahead so none is reused");
-    delete_released_segments(shared, state)
+    tracing::debug!(dir = %shared.dir.display(), seq, "sequence numbers skipped ahead so none is reused");
+    Ok(())
+}
+
+/// Makes the empty active segment start at `seq`: its header is rewritten
+/// and synced, then the file is renamed to match and the directory synced.
+fn restart_active_at(shared: &Shared, state: &mut State, seq: u64) -> Result<()> {
+    remove_closed_sidecar(shared, state)?;
+    let active = state.active();
+    let (file, path) = (active.file.clone(), active.path.clone());
+    file.write_all_at(&encode_header(seq), 0).map_err(|e| shared.poison(&io_error(&path, e)))?;
+    file.sync_data().map_err(|e| shared.poison(&io_error(&path, e)))?;
+    let renamed = segment_path(&shared.dir, seq);
+    shared.storage.rename(&path, &renamed).map_err(|e| shared.poison(&io_error(&path, e)))?;
+    shared.storage.sync_dir(&shared.dir).map_err(|e| shared.poison(&io_error(&shared.dir, e)))?;
+    active.first_seq = seq;
+    active.path = renamed;
+    active.view = None;
+    Ok(())
 }
 
 /// Releases the live records among `lo..=hi` (assigned seqs only): the
@@ -248,6 +318,7 @@ pub(crate) fn delete_released_segments(shared: &Shared, state: &mut State) -> Re
                 path: segment.path,
                 file: segment.file,
                 view: segment.view.map(|(view, _)| view),
+                offsets: segment.offsets,
             });
         } else {
             index += 1;

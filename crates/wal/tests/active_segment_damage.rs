@@ -4,6 +4,11 @@
 //! frame's offset, and changes nothing. Only damage within the reach of a
 //! torn write (`TORN_WRITE_WINDOW_BYTES` before the last valid frame) is cut
 //! back as a torn tail (tests/torn_tail.rs).
+//!
+//! Recovery scans the active segment after a crash; the logs here are
+//! closed, then left as a crash leaves them (no sidecar of the active
+//! segment). After a clean close the damage is found by the background
+//! check instead (tests/clean_close.rs).
 
 mod common;
 
@@ -24,6 +29,7 @@ fn write_log(dir: &Path, record_count: u64) {
         wal.append(&body(seq, BODY_BYTES)).expect("append");
     }
     wal.close().expect("close");
+    common::as_after_a_crash(dir);
 }
 
 fn flip_byte(path: &Path, offset: u64) {

@@ -1,5 +1,5 @@
 //! docs/rules.md R17, R19: the log at every storage operation of a workload with
-//! rotations and releases (segments of 4 KiB, so a rotation every few
+//! rotations, skips and releases (segments of 4 KiB, so a rotation every few
 //! records, and fully released segments deleted by the janitor).
 //!
 //! - **Crash-point enumeration**: for every operation N that changes or
@@ -81,6 +81,9 @@ enum Step {
     /// Releases everything up to `next - back`.
     ReleaseThrough(u64),
     Rotate,
+    /// `skip_to(next + n)`: a rotation past records, a rename of an empty
+    /// active segment.
+    SkipTo(u64),
     Sync,
 }
 
@@ -93,6 +96,7 @@ fn workload(seed: u64) -> Vec<Step> {
             11..=13 => Step::Release { back: rng.below(30), span: rng.below(6) },
             14..=15 => Step::ReleaseThrough(rng.below(15)),
             16 => Step::Rotate,
+            17 => Step::SkipTo(1 + rng.below(40)),
             _ => Step::Sync,
         })
         .collect()
@@ -153,6 +157,7 @@ fn run(wal: &Wal, steps: &[Step], seed: u64, policy: SyncPolicy) -> Told {
             }
             Step::ReleaseThrough(back) => release(wal, &mut told, 1..=next.saturating_sub(*back)),
             Step::Rotate => wal.rotate(),
+            Step::SkipTo(ahead) => wal.skip_to(next + ahead),
             Step::Sync => wal.sync().map(|()| told.synced()),
         };
         // Deletions run on the janitor thread: waiting for them keeps the

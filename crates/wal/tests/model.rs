@@ -30,6 +30,8 @@ enum Op {
     /// Releases `lo..=lo + span`, `lo` taken modulo `next_seq + 2` (may be 0).
     Release(u64, u64),
     Rotate,
+    /// `skip_to(next_seq + n)`.
+    SkipTo(u64),
     Sync,
     Reopen,
     Crash(CrashMode),
@@ -43,6 +45,7 @@ fn op(with_crash: bool) -> BoxedStrategy<Op> {
         (2, (0u64..20).prop_map(Op::ReleaseThrough).boxed()),
         (3, (0u64..1000, 0u64..8).prop_map(|(lo, span)| Op::Release(lo, span)).boxed()),
         (1, Just(Op::Rotate).boxed()),
+        (1, (1u64..50).prop_map(Op::SkipTo).boxed()),
         (1, Just(Op::Sync).boxed()),
         (1, Just(Op::Reopen).boxed()),
     ];
@@ -181,6 +184,10 @@ fn run(ops: Vec<Op>, policy: SyncPolicy, storage: Arc<dyn Storage>, sim: Option<
                 model.release(lo, lo + span);
             }
             Op::Rotate => log.rotate().expect("rotate"),
+            Op::SkipTo(ahead) => {
+                log.skip_to(model.next_seq + ahead).expect("skip_to");
+                model.next_seq += ahead;
+            }
             Op::Sync => {
                 log.sync().expect("sync");
                 model.synced();

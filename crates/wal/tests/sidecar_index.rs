@@ -45,8 +45,8 @@ fn every_sealed_segment_has_a_sidecar_and_reopen_checks_each_frame_once() {
     write_log(dir.path());
     let segments = segment_files(dir.path());
     assert!(segments.len() >= 4);
-    let expected_sidecars: Vec<_> = segments[..segments.len() - 1].iter().map(|s| s.with_extension("idx")).collect();
-    assert_eq!(sidecars(dir.path()), expected_sidecars, "one per sealed segment, none for the active one");
+    let expected_sidecars: Vec<_> = segments.iter().map(|s| s.with_extension("idx")).collect();
+    assert_eq!(sidecars(dir.path()), expected_sidecars, "one per sealed segment, and the clean close's");
 
     let wal = Wal::open(dir.path(), small_segments()).expect("reopen");
     common::assert_records(&read_all(&wal), &expected(), "records read through sidecar offsets");
@@ -115,4 +115,48 @@ fn sidecar_of_a_segment_that_is_active_again_is_removed() {
     let mut want: Vec<_> = expected().into_iter().filter(|(s, _)| *s < last_first_seq).collect();
     want.push((seq, b"appended to the old segment".to_vec()));
     common::assert_records(&read_all(&wal), &want, "appends continue in the old segment");
+}
+
+/// Issue 18: a sealed segment's frame offsets (4 bytes a record, 48 MB for
+/// a full 1 GiB queue of 50-byte records) are served from its mapped
+/// sidecar, page cache rather than the heap: from the seal on, and after a
+/// reopen. The active segment's stay on the heap (its sidecar is written
+/// only at a clean close, and read, not mapped).
+#[test]
+fn sealed_segments_serve_their_offsets_from_their_mapped_sidecars() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = common::faulty::FaultyStorage::over(std::sync::Arc::new(pauselog_wal::FsStorage));
+    let open = || Wal::open_with_storage(dir.path(), small_segments(), std::sync::Arc::new(storage.clone()));
+    let wal = open().expect("open");
+    for seq in 1..=RECORD_COUNT {
+        wal.append(&body(seq, len_of(seq))).expect("append");
+    }
+    let segments = segment_files(dir.path());
+    let sealed_sidecars: Vec<_> = segments[..segments.len() - 1].iter().map(|s| s.with_extension("idx")).collect();
+    let mapped_sidecars = |storage: &common::faulty::FaultyStorage| {
+        let mut mapped: Vec<_> =
+            storage.mapped().into_iter().filter(|p| p.extension().is_some_and(|x| x == "idx")).collect();
+        mapped.sort();
+        mapped.dedup();
+        mapped
+    };
+    assert_eq!(mapped_sidecars(&storage), sealed_sidecars, "each seal maps the sidecar it wrote");
+    common::assert_records(&read_all(&wal), &expected(), "read through mapped offsets");
+    wal.close().expect("close");
+
+    let before = storage.mapped().len();
+    let wal = open().expect("reopen");
+    let mut reopened: Vec<_> =
+        storage.mapped()[before..].iter().filter(|p| p.extension().is_some_and(|x| x == "idx")).cloned().collect();
+    reopened.sort();
+    assert_eq!(reopened, sealed_sidecars, "open maps the sealed segments' sidecars, not the active one's");
+    common::assert_records(&read_all(&wal), &expected(), "after a reopen");
+    let released = RECORD_COUNT / 2;
+    wal.release_through(released).expect("release");
+    wal.append(b"after").expect("append");
+    common::assert_records(
+        &read_all(&wal)[..RECORD_COUNT as usize - released as usize],
+        &expected()[released as usize..],
+        "after a release",
+    );
 }

@@ -48,6 +48,8 @@ fn torn_or_zeroed_tail_is_cut_back_to_whole_frames() {
         }
         wal.close().expect("close");
     }
+    // A torn tail is what a crash leaves, and a crash leaves no sidecar.
+    common::as_after_a_crash(origin.path());
     let segments = segment_files(origin.path());
     assert!(segments.len() >= 3, "small segments rotate");
     let last = segments.last().expect("a segment");

@@ -6,6 +6,8 @@
 //! The tests edit the files of a closed engine. Layout (crates/wal/src/format.rs):
 //! a 32-byte segment header, then frames `len u32 LE | crc u32 | seq u64 LE |
 //! body`; the active (last) segment is preallocated, so zeros follow its data.
+//! A torn tail is what a crash leaves, so the tests that tear one first
+//! remove what only a clean close leaves: the active segment's sidecar.
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +45,12 @@ fn frames(path: &Path) -> Vec<Frame> {
         offset += frame_bytes;
     }
     frames
+}
+
+/// Leaves the active segment as a crash would: without the sidecar a clean
+/// close writes for it (crash case C1 in crates/wal/src/format.rs).
+fn as_after_a_crash(active: &Path) {
+    std::fs::remove_file(active.with_extension("idx")).unwrap();
 }
 
 fn data_segments(dir: &Path) -> Vec<PathBuf> {
@@ -148,6 +156,7 @@ fn torn_last_frame_of_the_active_segment_is_cut_back_to_the_whole_frames() {
     let dir = tempfile::tempdir().unwrap();
     queue_and_close(dir.path());
     let active = data_segments(dir.path()).pop().unwrap();
+    as_after_a_crash(&active);
     let last = *frames(&active).last().expect("the active segment holds records");
     assert_eq!(last.seq, RECORDS);
     let file = std::fs::OpenOptions::new().write(true).open(&active).unwrap();
@@ -162,6 +171,7 @@ fn zeroed_tail_of_the_active_segment_never_decodes_as_a_record() {
     let dir = tempfile::tempdir().unwrap();
     queue_and_close(dir.path());
     let active = data_segments(dir.path()).pop().unwrap();
+    as_after_a_crash(&active);
     let frames = frames(&active);
     assert!(frames.len() >= 2, "the active segment holds several records");
     let last = *frames.last().unwrap();
@@ -177,6 +187,7 @@ fn zeroed_frame_header_with_its_body_left_is_a_torn_tail_too() {
     let dir = tempfile::tempdir().unwrap();
     queue_and_close(dir.path());
     let active = data_segments(dir.path()).pop().unwrap();
+    as_after_a_crash(&active);
     let last = *frames(&active).last().unwrap();
     let mut bytes = std::fs::read(&active).unwrap();
     bytes[last.offset..last.offset + FRAME_HEADER_BYTES].fill(0);

@@ -206,7 +206,13 @@ impl StorageFile for FsFile {
         // with `read_at`, never through a view (`recovery::load_segment`).
         // And the bytes read through a view are frames, which are written
         // once and never rewritten, so nothing changes them while a view
-        // reads them.
+        // reads them. A sealed segment's sidecar is mapped too (its frame
+        // offsets, `offsets.rs`): it is written and fsynced whole before it
+        // is mapped and never written again in place. Its path is written
+        // again only if its segment becomes the active one after a crash,
+        // and that open first unlinks it, so the next seal creates a new
+        // file; the active segment's own sidecar (a clean close's) is read,
+        // never mapped.
         let map = unsafe { memmap2::Mmap::map(&self.file)? };
         Ok(Arc::new(FsMap(map)))
     }

@@ -57,6 +57,8 @@ struct FaultState {
     injected: u64,
     /// Files mapped, in order.
     mapped: Vec<PathBuf>,
+    /// Files removed, in order, with the name of the thread that removed each.
+    removed: Vec<(PathBuf, String)>,
     /// Runs once, right after the next listing (to change the directory
     /// between a reader's listing and its opens).
     after_list: Option<DirChange>,
@@ -93,6 +95,7 @@ impl FaultyStorage {
                 dead: false,
                 injected: 0,
                 mapped: Vec::new(),
+                removed: Vec::new(),
                 after_list: None,
             })),
         }
@@ -142,6 +145,12 @@ impl FaultyStorage {
             .filter(|((path, op), _)| *op == kind && path.to_string_lossy().ends_with(suffix))
             .map(|(_, count)| count)
             .sum()
+    }
+
+    /// Every file removed so far, in order, with the name of the thread
+    /// that removed it.
+    pub fn removed(&self) -> Vec<(PathBuf, String)> {
+        self.state().removed.clone()
     }
 
     /// Every file mapped so far, in order.
@@ -287,6 +296,8 @@ impl Storage for FaultyStorage {
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
         self.step(OpKind::Remove, path)?;
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_owned();
+        self.state().removed.push((path.to_path_buf(), thread));
         self.inner.remove(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

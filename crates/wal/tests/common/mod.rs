@@ -1,6 +1,7 @@
 //! Helpers shared by the wal integration tests, so an API change touches one place.
 #![allow(dead_code)]
 
+pub mod crash_points;
 pub mod faulty;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,16 @@ pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     paths.sort();
     paths
+}
+
+/// Leaves a closed log's directory as a crash after its last write would:
+/// a clean close writes the active segment's sidecar (crash case C1 in
+/// `pauselog_wal::format`) and a crash leaves none, so the next open scans
+/// the active segment as recovery after a crash does.
+pub fn as_after_a_crash(dir: &Path) {
+    if let Some(active) = segment_files(dir).last() {
+        std::fs::remove_file(active.with_extension("idx")).expect("the clean close's sidecar");
+    }
 }
 
 /// Copies every regular file of `from` into the new directory `to`.
