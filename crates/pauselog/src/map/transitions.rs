@@ -54,6 +54,11 @@ impl MapShared {
         core.replayed = 0;
         core.lanes_busy = 0;
         core.closing_tail = None;
+        // What the stopped replay decided above its head (rejections, holds
+        // behind an earlier failure) is for a skip that stops it, not for
+        // one from Paused: while paused those records are queued, as a
+        // reopen would find them, and a later resume judges them again.
+        core.stopped_outcomes.clear();
         tracing::info!(map = %self.name, ?reason, queued = core.queue_records(), "table map paused");
         self.changed.notify_all();
         Ok(())
