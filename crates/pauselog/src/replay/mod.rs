@@ -438,7 +438,9 @@ impl<'m> Replay<'m> {
             let sent = Instant::now();
             self.sent_at[job.lane] = Some(sent);
             self.in_flight += 1;
-            if self.pool.is_inline() {
+            // Timed only while more lanes may still open (never with
+            // `lanes: 1`): the timing costs four system calls per call.
+            if self.pool.is_inline() && self.lanes.len() < self.map.config.lanes {
                 let usage_before = lanes::thread_usage();
                 self.pool.send(self.map, job);
                 self.timer.measure(sent, usage_before);
