@@ -215,6 +215,9 @@ pub struct Harness {
     /// A live delivery the current operation should have attempted.
     expect_live: Option<(String, Vec<u8>)>,
     forced_retry: bool,
+    /// The current operation brought the destination back during a stalled
+    /// catch-up: a call in flight may have straddled it (see `come_to_rest`).
+    came_back_mid_call: bool,
     /// Acked seqs the destination accepted so far in the current operation.
     accepted: Vec<u64>,
     /// The model before each operation, and the operation: printed when a
@@ -274,6 +277,7 @@ impl Harness {
             expect_delivered: Vec::new(),
             expect_live: None,
             forced_retry: false,
+            came_back_mid_call: false,
             accepted: Vec::new(),
             trace: Vec::new(),
             figures: ModelFigures::default(),
@@ -324,6 +328,7 @@ impl Harness {
         self.expect_delivered.clear();
         self.expect_live = None;
         self.forced_retry = false;
+        self.came_back_mid_call = false;
         match op {
             ModelOp::Submit { key, payload_bytes } => self.submit(MODEL_KEYS[key % MODEL_KEYS.len()], *payload_bytes),
             ModelOp::Pause => self.pause(),
@@ -335,6 +340,7 @@ impl Harness {
             ModelOp::Retry { pick, forced } => self.retry(pick, *forced),
             ModelOp::Discard { pick } => self.discard(pick),
             ModelOp::Destination { down } => {
+                self.came_back_mid_call = self.state == State::CatchingUp && self.down && !*down;
                 self.down = *down;
                 self.dest.set_down(*down);
             }

@@ -5,7 +5,8 @@
 //! R21 seqs, R4 state across reopens, exact queue and errors, counts and
 //! pages). SPEC R2–R10, R12–R17, R21.
 //!
-//! `PROPTEST_CASES` raises the case count (default 64, the CI-short mode).
+//! `PROPTEST_CASES` raises the case count (default 64, the CI-short mode);
+//! `MODEL_TRACE_CALLS=1` prints every destination call a run makes.
 //! A shrunk failure becomes a named test below with a "Found by the engine
 //! model test" line.
 
@@ -168,6 +169,91 @@ fn a_record_queued_as_a_window_ends_may_be_delivered_before_its_ack_is_noted() {
     let mut ops = vec![submit.clone(); 10];
     ops.extend([Tick, Advance { secs: 1800 }, submit.clone(), submit.clone(), Advance { secs: 4000 }]);
     for _ in 0..5 {
+        run_model(config.clone(), &ops);
+    }
+}
+
+/// Found by the engine model test (seed `cc fccf6b10…`, one run in ten
+/// thousand): the destination came back while a BestEffort call was in
+/// flight and answered `Unavailable` for seq 65540 of key D but accepted
+/// seq 65542 of D in the same call; the replay sent everything from 65540
+/// again, so 65540 followed 65542 (R16b, R18). Every answer of a call
+/// counts now, and 65540 becomes a `Superseded` error. The race needs a
+/// few dozen runs to show: `FINDING_ROUNDS` raises the default 10.
+#[test]
+fn a_destination_back_mid_call_never_gets_an_older_record_after_a_newer_one() {
+    use ModelOp::*;
+    let config = ModelConfig {
+        ordering: KeyOrdering::BestEffort,
+        lanes: 1,
+        batch_records: 3,
+        max_queue_bytes: 2487,
+        window: None,
+        health_rule: Some(2),
+    };
+    let ops = [
+        Resume(ResumeMode::SkipToLiveDiscard),
+        Destination { down: false },
+        Submit { key: 1, payload_bytes: 60 },
+        Advance { secs: 1800 },
+        Submit { key: 1, payload_bytes: 24 },
+        Submit { key: 1, payload_bytes: 94 },
+        Retry { pick: Pick::All, forced: true },
+        Retry { pick: Pick::Key(1), forced: false },
+        Tick,
+        SkipToLive { preserve: false },
+        Submit { key: 3, payload_bytes: 7 },
+        Submit { key: 0, payload_bytes: 95 },
+        Resume(ResumeMode::CatchUp),
+        Submit { key: 1, payload_bytes: 58 },
+        Resume(ResumeMode::SkipToLiveDiscard),
+        Crash { torn_bytes: None, keep_index: false },
+        Destination { down: true },
+        Crash { torn_bytes: None, keep_index: false },
+        Submit { key: 3, payload_bytes: 94 },
+        Submit { key: 3, payload_bytes: 92 },
+        Reject { key: 0, rejected: false },
+        Submit { key: 1, payload_bytes: 10 },
+        Submit { key: 3, payload_bytes: 112 },
+        Submit { key: 2, payload_bytes: 110 },
+        SkipToLive { preserve: false },
+        Crash { torn_bytes: None, keep_index: true },
+        Advance { secs: 60 },
+        Pause,
+        Tick,
+        SkipToLive { preserve: false },
+        Submit { key: 0, payload_bytes: 79 },
+        Tick,
+        Retry { pick: Pick::All, forced: false },
+        Submit { key: 0, payload_bytes: 95 },
+        Submit { key: 0, payload_bytes: 28 },
+        Reject { key: 0, rejected: false },
+        SkipToLive { preserve: true },
+        Submit { key: 3, payload_bytes: 42 },
+        Submit { key: 1, payload_bytes: 75 },
+        Crash { torn_bytes: Some(276), keep_index: true },
+        Resume(ResumeMode::CatchUp),
+        Destination { down: false },
+        Destination { down: false },
+        Destination { down: true },
+        Destination { down: false },
+        Submit { key: 2, payload_bytes: 67 },
+        Reject { key: 2, rejected: false },
+        Submit { key: 3, payload_bytes: 6 },
+        Pause,
+        Submit { key: 3, payload_bytes: 74 },
+        Submit { key: 3, payload_bytes: 103 },
+        Resume(ResumeMode::SkipToLivePreserve),
+        Submit { key: 0, payload_bytes: 59 },
+        Crash { torn_bytes: Some(465), keep_index: true },
+        Destination { down: false },
+        Reject { key: 1, rejected: true },
+        Resume(ResumeMode::CatchUp),
+        Submit { key: 3, payload_bytes: 117 },
+        Submit { key: 1, payload_bytes: 53 },
+    ];
+    let rounds: usize = std::env::var("FINDING_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    for _ in 0..rounds {
         run_model(config.clone(), &ops);
     }
 }

@@ -60,7 +60,10 @@ pub trait Destination: Send + Sync + 'static {
     /// records are in seq order; under `KeyOrdering::Strict` a batch never
     /// holds two records with the same integration key, so the destination
     /// may apply them in any order. A wrong number of results reads as
-    /// `Unavailable` for the whole batch.
+    /// `Unavailable` for the whole batch. Every result counts: accepted
+    /// records are not sent again, `Unavailable` ones are (after the
+    /// backoff), unless a newer record of the same key in this batch was
+    /// accepted; that older one becomes a `Superseded` catch-up error.
     fn deliver_batch(&self, batch: &[QueuedRecord]) -> Vec<Result<(), DeliveryError>> {
         batch.iter().map(|record| self.deliver(record)).collect()
     }

@@ -20,7 +20,17 @@ pub(crate) struct ErrorRun {
     pub last_failed_nanos: u64,
 }
 
+/// The `last_error` of an entry a newer delivery of its key superseded (R16b).
+pub const SUPERSEDED_TEXT: &str = "a newer record of this key was delivered";
+
 impl ErrorRun {
+    /// The entry a record moved from the queue by a catch-up becomes: one
+    /// failed attempt unless it was held back without a call.
+    pub fn moved(seq: u64, reason: ErrorReason, last_error: Option<String>, at_nanos: u64) -> Self {
+        let attempts = u32::from(reason != ErrorReason::BlockedByEarlierFailure);
+        ErrorRun::single(seq, reason, last_error, attempts, at_nanos)
+    }
+
     pub fn single(seq: u64, reason: ErrorReason, last_error: Option<String>, attempts: u32, at_nanos: u64) -> Self {
         ErrorRun {
             lo: seq,

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use pauselog::{Clock, ErrorReason, KeyOrdering, MapState, QueuedRecord};
 
 use super::check::seqs_of;
-use super::{reject_text, Entry, Harness, State};
+use super::{reject_text, Entry, Harness, State, SUPERSEDED_TEXT};
 use crate::{all_errors, WAIT};
 
 impl Harness {
@@ -33,9 +33,21 @@ impl Harness {
         let errors = seqs_of(all_errors(self.map(), None), |e| e.record.seq);
         let now = self.clock.now();
         let mut rejected_now: HashSet<String> = HashSet::new();
-        for (seq, rec) in std::mem::take(&mut self.queue) {
+        let queue = std::mem::take(&mut self.queue);
+        for (&seq, rec) in &queue {
+            let rec = rec.clone();
             let held_back = errors.get(&seq).filter(|e| self.ambiguous.contains(&seq) && Entry::is_held_back(e));
-            if let Some(error) = held_back {
+            // A call that straddled the destination's return may have had
+            // this record answer `Unavailable` and a newer one of its key in
+            // the same call accepted: it then never follows that one (R16b).
+            let superseded_mid_call = errors.get(&seq).filter(|e| {
+                self.came_back_mid_call
+                    && e.reason == ErrorReason::Superseded
+                    && e.attempts == 1
+                    && e.last_error.as_deref() == Some(SUPERSEDED_TEXT)
+                    && queue.range(seq + 1..).any(|(_, newer)| newer.key == rec.key)
+            });
+            if let Some(error) = held_back.or(superseded_mid_call) {
                 self.errors.insert(seq, Entry::observed(rec, error));
             } else if strict && (rejected_now.contains(&rec.key) || self.key_has_errors(&rec.key)) {
                 self.errors.insert(seq, Entry::new(rec, ErrorReason::BlockedByEarlierFailure, 0, None, now));
@@ -70,6 +82,9 @@ impl Harness {
         for call in calls {
             let record = &call.record;
             let seq = record.seq;
+            if std::env::var_os("MODEL_TRACE_CALLS").is_some() {
+                eprintln!("call seq {seq} key {} ok {}", record.key, call.answer.is_ok());
+            }
             if let Some(rec) = self.acked.get(&seq) {
                 assert!(rec.matches(record), "seq {seq} delivered as {record:?}, acknowledged as {rec:?}");
                 if call.answer.is_ok() {

@@ -7,6 +7,8 @@
 //! Batches of 128 records over a few thousand records over 50 keys, so
 //! every batch has many rounds and every scenario stops mid-queue.
 
+use std::sync::Arc;
+
 use pauselog::{ErrorReason, KeyOrdering, MapConfig, MapState, ResumeMode};
 use pauselog_tests::*;
 
@@ -101,5 +103,71 @@ fn skipping_mid_batch_splits_exactly_at_the_cut_over() {
             assert!(errors.is_empty(), "discarded");
         }
         assert_eq!(fixture.map.stats().queued_records, 0);
+    }
+}
+
+/// Answers `Unavailable` for the first record of its first call and
+/// accepts everything else: a destination that comes back in the middle of
+/// a call (or applies what it can of a batch).
+#[derive(Default)]
+struct BackMidCall {
+    first_call_done: std::sync::atomic::AtomicBool,
+    accepted: std::sync::Mutex<Vec<pauselog::QueuedRecord>>,
+}
+
+impl pauselog::Destination for BackMidCall {
+    fn deliver(&self, record: &pauselog::QueuedRecord) -> Result<(), pauselog::DeliveryError> {
+        self.accepted.lock().unwrap().push(record.clone());
+        Ok(())
+    }
+
+    fn deliver_batch(&self, batch: &[pauselog::QueuedRecord]) -> Vec<Result<(), pauselog::DeliveryError>> {
+        let first_call = !self.first_call_done.swap(true, std::sync::atomic::Ordering::SeqCst);
+        (batch.iter().enumerate())
+            .map(|(index, record)| match index == 0 && first_call {
+                true => Err(pauselog::DeliveryError::Unavailable("coming back".into())),
+                false => self.deliver(record),
+            })
+            .collect()
+    }
+}
+
+/// Found by the engine model test: a call answered `Unavailable` for its
+/// first record and accepted the rest; the replay sent everything from the
+/// first `Unavailable` again, so records the destination had accepted were
+/// delivered twice and, under BestEffort, an older record of a key followed
+/// a newer one of the same call (R16b, R18). Every answer counts now.
+#[test]
+fn every_answer_of_a_call_counts_when_the_destination_comes_back_mid_call() {
+    for ordering in [KeyOrdering::Strict, KeyOrdering::BestEffort] {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path(), &clock());
+        let dest = Arc::new(BackMidCall::default());
+        let map = engine.table_map("m", config(ordering, 8), dest.clone()).unwrap();
+        map.pause().unwrap();
+        for (n, key) in ["K0", "K1", "K0", "K2"].into_iter().enumerate() {
+            map.submit(rec(key, n as u64)).unwrap();
+        }
+        map.resume(ResumeMode::CatchUp).unwrap();
+        wait_running(&map);
+        let accepted = dest.accepted.lock().unwrap().clone();
+        assert_per_key_order(&accepted, &format!("{ordering:?}"));
+        let errors: Vec<(u64, ErrorReason, u32)> =
+            all_errors(&map, None).iter().map(|e| (e.record.seq, e.reason, e.attempts)).collect();
+        let seqs: Vec<u64> = accepted.iter().map(|r| r.seq).collect();
+        match ordering {
+            // A batch never holds K0 twice: seq 1 waits out the backoff and
+            // goes before seq 3; seqs 2 and 4 are not sent again.
+            KeyOrdering::Strict => {
+                assert_eq!(seqs, [2, 4, 1, 3], "Strict: each record once");
+                assert_eq!(errors, []);
+            }
+            // The call held seqs 1 and 3 of K0 and the destination took 3:
+            // seq 1 must never follow it and stays as a Superseded error.
+            _ => {
+                assert_eq!(seqs, [2, 3, 4], "BestEffort: each record once");
+                assert_eq!(errors, [(1, ErrorReason::Superseded, 1)]);
+            }
+        }
     }
 }

@@ -5,12 +5,9 @@ use std::time::SystemTime;
 
 use super::{validate_key, Core, List, MapShared};
 use crate::clock::to_nanos;
-use crate::errors_table::ErrorRun;
+use crate::errors_table::{ErrorRun, SUPERSEDED_TEXT};
 use crate::meta::Commit;
 use crate::{Error, ErrorReason, Result, Selection};
-
-/// The `last_error` of an entry a newer delivery superseded.
-const SUPERSEDED_TEXT: &str = "a newer record of this key was delivered";
 
 impl MapShared {
     pub fn select_errors(&self, core: &Core, selection: &Selection) -> Result<Vec<u64>> {

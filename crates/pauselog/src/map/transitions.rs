@@ -289,8 +289,7 @@ impl MapShared {
 
 /// The catch-up error a stopped replay's outcome becomes.
 fn outcome_run(outcome: &StoppedOutcome, at_nanos: u64) -> ErrorRun {
-    let attempts = u32::from(outcome.reason == ErrorReason::Rejected);
-    ErrorRun::single(outcome.seq, outcome.reason, outcome.last_error.clone(), attempts, at_nanos)
+    ErrorRun::moved(outcome.seq, outcome.reason, outcome.last_error.clone(), at_nanos)
 }
 
 /// `lo..=hi` without the (ascending) seqs of `skip`, as inclusive ranges.

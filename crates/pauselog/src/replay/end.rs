@@ -9,7 +9,7 @@ use pauselog_wal::SyncPolicy;
 
 use super::{Outcome, Replay, CLOSING_TAIL_WAIT_MAX, CLOSING_TAIL_WAIT_MIN, PROGRESS_NOTIFY_INTERVAL, SETTLE_RECORDS};
 use crate::clock::to_nanos;
-use crate::errors_table::ErrorRun;
+use crate::errors_table::{ErrorRun, SUPERSEDED_TEXT};
 use crate::map::{Core, MapShared, StoppedOutcome};
 use crate::meta::{Commit, StoredState};
 use crate::{Error, ErrorReason, Result};
@@ -81,15 +81,16 @@ impl Replay<'_> {
         for slot in self.window.iter().take(count) {
             match &slot.outcome {
                 Outcome::Moved(moved) => {
-                    let attempts = u32::from(moved.reason == ErrorReason::Rejected);
-                    add_errors.push(ErrorRun::single(slot.seq, moved.reason, moved.last_error.clone(), attempts, at));
+                    add_errors.push(ErrorRun::moved(slot.seq, moved.reason, moved.last_error.clone(), at));
                     moved_keys.push(&moved.key);
                 }
                 Outcome::Delivered(Some(key)) => {
                     superseded.extend(self.map.supersede_runs(core, key, slot.seq, now));
                     // Errors this same commit adds count too (a key rejected
                     // and then delivered in one batch, under BestEffort).
-                    let newly = add_errors.iter().zip(&moved_keys).filter(|(_, moved_key)| **moved_key == key.as_str());
+                    let newly = add_errors.iter().zip(&moved_keys).filter(|(run, moved_key)| {
+                        **moved_key == key.as_str() && run.reason != ErrorReason::Superseded
+                    });
                     superseded.extend(newly.map(|(run, _)| superseded_run(run, at)));
                 }
                 Outcome::Delivered(None) | Outcome::Waiting => {}
@@ -307,7 +308,7 @@ pub(super) struct Ragged {
 fn superseded_run(run: &ErrorRun, at_nanos: u64) -> ErrorRun {
     ErrorRun {
         reason: ErrorReason::Superseded,
-        last_error: Some("a newer record of this key was delivered".into()),
+        last_error: Some(SUPERSEDED_TEXT.into()),
         last_failed_nanos: at_nanos,
         ..run.clone()
     }

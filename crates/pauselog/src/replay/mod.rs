@@ -29,6 +29,7 @@ use pauselog_wal::{Entry, Reader, SyncPolicy};
 use self::batch::{Former, HeldBack, Item, KeyChecks, Limits};
 use self::lanes::{Done, InlineTimer, Job, LanePool};
 use crate::codec;
+use crate::errors_table::SUPERSEDED_TEXT;
 use crate::map::{key_hash, lane_of, Core, List, MapShared};
 use crate::meta::StoredState;
 use crate::{DeliveryError, Error, ErrorReason, KeyOrdering, QueuedRecord, Result};
@@ -451,9 +452,12 @@ impl<'m> Replay<'m> {
         Ok(())
     }
 
-    /// Records a call's answers in the window. The first `Unavailable`
-    /// stops the batch there: it and the records after it go back to the
-    /// front of their lane, and the map backs off (R15, R22).
+    /// Records a call's answers in the window; every answer counts, since a
+    /// destination may go on after an `Unavailable` one. A record that
+    /// answered `Unavailable` goes back to the front of its lane and the map
+    /// backs off (R15, R22), unless a newer record of its key in the same
+    /// call was accepted: then it must never follow that one (R16b, R18)
+    /// and becomes a `Superseded` catch-up error.
     fn apply(&mut self, done: Done) {
         let Done { job, results } = done;
         let Job { lane: lane_index, mut records, ids } = job;
@@ -462,14 +466,13 @@ impl<'m> Replay<'m> {
         if let Some(sent) = self.sent_at[lane_index].take() {
             self.last_call = sent.elapsed();
         }
-        let mut requeue_from = None;
-        let mut any_delivered = false;
+        let mut unavailable: Vec<usize> = Vec::new();
+        let mut accepted = vec![false; records.len()];
         for (index, result) in results.into_iter().enumerate() {
-            let id = ids[index];
-            let record = &mut records[index];
+            let record = &records[index];
             let outcome = match result {
                 Ok(()) => {
-                    any_delivered = true;
+                    accepted[index] = true;
                     let lane = &self.lanes[lane_index];
                     // Under Strict ordering a key with errors is held back, so
                     // a delivered record has no older errors, unless the ones
@@ -486,28 +489,46 @@ impl<'m> Replay<'m> {
                     }))
                 }
                 Err(DeliveryError::Unavailable(reason)) => {
-                    self.stall_for(format!("destination unavailable: {reason}"));
-                    requeue_from = Some(index);
-                    break;
+                    if unavailable.is_empty() {
+                        self.stall_for(format!("destination unavailable: {reason}"));
+                    }
+                    unavailable.push(index);
+                    continue;
                 }
             };
-            self.finish(id, outcome);
+            self.finish(ids[index], outcome);
         }
-        if requeue_from.is_none() {
+        if unavailable.is_empty() {
             // The destination answered: the stall (if any) is over.
             self.stall = None;
-            if any_delivered {
+            if accepted.contains(&true) {
                 self.backoff = self.map.config.backoff_min;
             }
         }
-        if let Some(from) = requeue_from {
-            let lane = &mut self.lanes[lane_index];
-            for (record, &id) in records.drain(from..).zip(&ids[from..]).rev() {
-                let hash = key_hash(&record.key);
-                lane.pending.push_front(Item { id, hash, record });
+        let mut requeue = Vec::with_capacity(unavailable.len());
+        for index in unavailable {
+            let key = &records[index].key;
+            let newer_accepted = (index + 1..records.len()).any(|later| accepted[later] && records[later].key == *key);
+            if newer_accepted {
+                let moved = Moved {
+                    key: key.clone(),
+                    reason: ErrorReason::Superseded,
+                    last_error: Some(SUPERSEDED_TEXT.into()),
+                };
+                self.finish(ids[index], Outcome::Moved(Box::new(moved)));
+            } else {
+                requeue.push(index);
             }
         }
-        self.free_records.append(&mut records);
+        let lane = &mut self.lanes[lane_index];
+        let mut requeue = requeue.iter().rev().peekable();
+        for (index, record) in records.drain(..).enumerate().rev() {
+            if requeue.next_if_eq(&&index).is_some() {
+                lane.pending.push_front(Item { id: ids[index], hash: key_hash(&record.key), record });
+            } else {
+                self.free_records.push(record);
+            }
+        }
         self.free_batches.push(records);
     }
 
