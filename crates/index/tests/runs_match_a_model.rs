@@ -160,3 +160,40 @@ fn inserts_must_go_above_the_index() {
     assert!(index.insert("L", 3).is_err());
     assert_eq!(index.seqs("L", 0..=u64::MAX, 10), Vec::<u64>::new());
 }
+
+/// Runs with many keys: a lookup searches the in-memory fences (one hash
+/// per page of directory), then one stride of the mapped directory. Every
+/// key of runs of 1 to 3,000 keys is found with exactly its seqs, after a
+/// write and after a reopen, and keys that are not there are not found.
+#[test]
+fn lookups_through_the_fences_find_every_key_of_a_large_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RunOptions { run_records_max: 9_000, read_only: false };
+    let (mut index, _) = KeyRuns::open(dir.path(), options).unwrap();
+    let mut model: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut seq = 0u64;
+    for keys in [1u64, 169, 170, 171, 340, 3_000] {
+        let lo = seq + 1;
+        let mut entries = Vec::new();
+        for n in 0..keys * 3 {
+            seq += 1;
+            let key = format!("R{keys}|K-{}", (n * 7) % keys);
+            model.entry(key.clone()).or_default().push(seq);
+            entries.push((key, seq));
+        }
+        index.insert_run(lo, seq, &entries).unwrap();
+    }
+    let check = |index: &KeyRuns| {
+        for (key, seqs) in &model {
+            assert_eq!(&all_seqs(index, key, 0..=u64::MAX), seqs, "key {key}");
+        }
+        for missing in ["R170|K-170", "R3000|K-x", "", "R1|K-1"] {
+            assert_eq!(all_seqs(index, missing, 0..=u64::MAX), Vec::<u64>::new(), "key {missing:?}");
+        }
+    };
+    check(&index);
+    drop(index);
+    let (index, report) = KeyRuns::open(dir.path(), options).unwrap();
+    assert!(report.damaged.is_empty(), "{report:?}");
+    check(&index);
+}
