@@ -61,9 +61,21 @@ impl Event {
     }
 }
 
+/// The end of a crash child whose scenario finished before the parent's
+/// kill came (a late round's kill condition may ask for more than the
+/// scenario does): says `@@DONE`, on which the parent kills it at once, so
+/// that every round still ends in a SIGKILL. A child whose parent is gone
+/// exits after ten times [`WAIT`].
+pub fn wait_for_the_kill() {
+    say("DONE", &[]);
+    std::thread::sleep(WAIT * 10);
+    std::process::exit(3);
+}
+
 /// Runs the child test fn `child_test` (its path in this test binary, e.g.
 /// `crash_loses_no_acknowledged_record::crash_child`) with `scenario` on
-/// `dir`, kills it with SIGKILL as soon as `enough(events so far)` holds, and
+/// `dir`, kills it with SIGKILL as soon as `enough(events so far)` holds
+/// or the child says `DONE` (see [`wait_for_the_kill`]), and
 /// returns every event it printed before it died. Panics (with the child's
 /// stderr) if the child exits on its own or prints nothing for [`WAIT`].
 pub fn run_and_kill(child_test: &str, scenario: &str, dir: &Path, enough: impl Fn(&[Event]) -> bool) -> Vec<Event> {
@@ -101,7 +113,7 @@ pub fn run_and_kill(child_test: &str, scenario: &str, dir: &Path, enough: impl F
         match receive.recv_timeout(WAIT) {
             Ok(line) => {
                 events.extend(parse(&line));
-                if enough(&events) {
+                if enough(&events) || events.last().is_some_and(|event| event.tag == "DONE") {
                     child.kill().expect("SIGKILL the child");
                     killed = true;
                 }

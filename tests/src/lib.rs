@@ -13,8 +13,8 @@ pub mod model;
 
 pub use crash::{
     acked_records, catch_up_under_writers, child_test_name, crash_child_args, crash_record, crash_rounds, key_payload,
-    run_and_kill, say, say_ack, submit_and_say, submit_from_threads, Event, SlowPrintingDest, Tally, CRASH_CHILD_ENV,
-    CRASH_DIR_ENV, CRASH_KEYS_PER_WRITER, CRASH_ROUNDS_ENV,
+    run_and_kill, say, say_ack, submit_and_say, submit_from_threads, wait_for_the_kill, Event, SlowPrintingDest, Tally,
+    CRASH_CHILD_ENV, CRASH_DIR_ENV, CRASH_KEYS_PER_WRITER, CRASH_ROUNDS_ENV,
 };
 pub use dest::TestDest;
 

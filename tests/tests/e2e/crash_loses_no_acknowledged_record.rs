@@ -38,6 +38,7 @@ fn crash_child() {
         "rule_trips" => child_rule_trips(&dir),
         other => panic!("unknown crash scenario {other}"),
     }
+    wait_for_the_kill();
 }
 
 fn submit_and_ack(map: &pauselog::TableMap, record: Record) -> u64 {

@@ -44,6 +44,7 @@ fn interval_crash_child() {
         "catching_up" => child_catching_up(&engine),
         other => panic!("unknown crash scenario {other}"),
     }
+    wait_for_the_kill();
 }
 
 fn child_paused_writers(engine: &Engine) {
