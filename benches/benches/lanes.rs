@@ -5,8 +5,11 @@
 //!    round trip (1 ms, a `thread::sleep`), with 1, 2, 4 and 8 lanes, Strict
 //!    and BestEffort, at batches of 1024 (the default) and 128 records.
 //!    Peers in the same run: 1 lane (target: 8 lanes >= 6x) and the ideal
-//!    `lanes x batch records / round trip` (target: >= 0.8x); under Strict,
-//!    the mean records per call against the batch size (target: >= 0.8x).
+//!    `lanes x batch records / round trip` (target: >= 0.8x), both with the
+//!    nominal 1 ms and with the call time the destination measured (a 1 ms
+//!    sleep takes longer: timer slack and wake-up, which no engine can
+//!    win back); under Strict, the mean records per call against the batch
+//!    size (target: >= 0.8x).
 //! 2. Pass-through (R23): during a catch-up of a full queue (1 GiB; the
 //!    quick mode 10 MiB) into the same 1 ms destination, a writer submits to
 //!    keys without backlog; the time from its submit to the destination's
@@ -70,6 +73,9 @@ fn median(mut runs: Vec<f64>) -> f64 {
 struct RoundTrip {
     calls: AtomicU64,
     records: AtomicU64,
+    /// Time spent inside calls: a 1 ms sleep takes longer (timer slack,
+    /// wake-up), and the ideal is what the calls really cost.
+    call_nanos: AtomicU64,
     /// Arrival times of records whose key starts with `WATCHED`.
     arrivals: Mutex<HashMap<String, Instant>>,
 }
@@ -78,7 +84,12 @@ const WATCHED: &str = "LIVE|";
 
 impl RoundTrip {
     fn new() -> Arc<RoundTrip> {
-        Arc::new(RoundTrip { calls: AtomicU64::new(0), records: AtomicU64::new(0), arrivals: Mutex::default() })
+        Arc::new(RoundTrip {
+            calls: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            call_nanos: AtomicU64::new(0),
+            arrivals: Mutex::default(),
+        })
     }
 
     fn note(&self, batch: &[QueuedRecord]) {
@@ -97,7 +108,9 @@ impl Destination for RoundTrip {
     }
 
     fn deliver_batch(&self, batch: &[QueuedRecord]) -> Vec<Result<(), DeliveryError>> {
+        let start = Instant::now();
         std::thread::sleep(ROUND_TRIP);
+        self.call_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.note(batch);
@@ -135,6 +148,8 @@ fn catch_up(map: &TableMap) -> Duration {
 struct Drain {
     records_per_sec: f64,
     records_per_call: f64,
+    /// Mean time of one call, as the destination measured it.
+    call_secs: f64,
 }
 
 fn drain_once(ordering: KeyOrdering, lanes: usize, batch: usize) -> Drain {
@@ -147,9 +162,14 @@ fn drain_once(ordering: KeyOrdering, lanes: usize, batch: usize) -> Drain {
     let elapsed = catch_up(&map);
     assert_eq!(dest.records.load(Ordering::Relaxed), count, "every record delivered once");
     let calls = dest.calls.load(Ordering::Relaxed).max(1);
+    let call_secs = dest.call_nanos.load(Ordering::Relaxed) as f64 / 1e9 / calls as f64;
     drop(map);
     engine.close().expect("close");
-    Drain { records_per_sec: count as f64 / elapsed.as_secs_f64(), records_per_call: count as f64 / calls as f64 }
+    Drain {
+        records_per_sec: count as f64 / elapsed.as_secs_f64(),
+        records_per_call: count as f64 / calls as f64,
+        call_secs,
+    }
 }
 
 fn report_drains() {
@@ -160,14 +180,25 @@ fn report_drains() {
                 let runs: Vec<Drain> = (0..RUNS).map(|_| drain_once(ordering, lanes, batch)).collect();
                 let rate = median(runs.iter().map(|d| d.records_per_sec).collect());
                 let per_call = median(runs.iter().map(|d| d.records_per_call).collect());
+                let call_secs = median(runs.iter().map(|d| d.call_secs).collect());
                 println!(
-                    "DRAIN {name}, batches of {batch}, {lanes} lane(s): {rate:.0} records/s, {per_call:.0} records per call"
+                    "DRAIN {name}, batches of {batch}, {lanes} lane(s): {rate:.0} records/s, {per_call:.0} records per call, {:.3} ms per call",
+                    call_secs * 1e3
                 );
                 let ideal = lanes as f64 * batch as f64 / ROUND_TRIP.as_secs_f64();
                 report_ratio(
-                    &format!("drain {name} batch {batch}, {lanes} lanes vs ideal lanes x batch / round trip"),
+                    &format!("drain {name} batch {batch}, {lanes} lanes vs ideal lanes x batch / 1 ms"),
                     rate,
                     ideal,
+                    "records/s",
+                );
+                let ideal_measured = lanes as f64 * batch as f64 / call_secs;
+                report_ratio(
+                    &format!(
+                        "drain {name} batch {batch}, {lanes} lanes vs ideal lanes x batch / measured call time [8 lanes: target >= 0.8x]"
+                    ),
+                    rate,
+                    ideal_measured,
                     "records/s",
                 );
                 if lanes == 1 {

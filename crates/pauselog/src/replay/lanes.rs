@@ -86,6 +86,14 @@ impl LanePool {
         }
     }
 
+    /// A finished job if one is waiting (never blocks).
+    pub fn try_next_done(&mut self) -> Option<Done> {
+        match self {
+            LanePool::Inline { done } => done.pop_front(),
+            LanePool::Threads { done, .. } => done.try_recv().ok(),
+        }
+    }
+
     pub fn is_inline(&self) -> bool {
         matches!(self, LanePool::Inline { .. })
     }
@@ -116,7 +124,7 @@ pub(crate) struct InlineTimer {
 
 impl InlineTimer {
     /// Calls measured before the timer answers.
-    const CALLS_MEASURED: u32 = 8;
+    const CALLS_MEASURED: u32 = 3;
 
     /// Times a call sent at `sent` that just answered; the replay's work
     /// before it counts only if it did not wait since the previous call.

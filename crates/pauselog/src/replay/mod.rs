@@ -121,6 +121,9 @@ struct Replay<'m> {
     unfinished: usize,
     unfinished_bytes: u64,
     unfinished_max: usize,
+    /// The last `fill` stopped at its chunk with room left: more records
+    /// can be read at once (lanes below a full batch wait for them).
+    fill_more: bool,
     reader: Option<Reader>,
     /// An entry read past the bound, not taken yet.
     pending_entry: Option<Entry>,
@@ -183,6 +186,7 @@ impl<'m> Replay<'m> {
             unfinished: 0,
             unfinished_bytes: 0,
             unfinished_max: batch_records.saturating_mul(INLINE_UNFINISHED_BATCHES),
+            fill_more: false,
             reader: None,
             pending_entry: None,
             read_through: 0,
@@ -225,8 +229,29 @@ impl<'m> Replay<'m> {
                 }
             }
             if self.in_flight > 0 {
-                let done = self.pool.next_done();
+                let done = match self.fill_more {
+                    // Read on while the calls are out, unless one answered.
+                    true => match self.pool.try_next_done() {
+                        Some(done) => done,
+                        None => continue,
+                    },
+                    false => self.pool.next_done(),
+                };
                 self.apply(done);
+                if !self.pool.is_inline() {
+                    // Every call that has answered, then their lanes' next
+                    // calls at once: a lane waits for this thread's apply
+                    // and dispatch only, not for the commit and read-ahead
+                    // after them (its next records are already waiting).
+                    while let Some(done) = self.pool.try_next_done() {
+                        self.apply(done);
+                    }
+                    if self.stalled_until.is_none() {
+                        if let Err(error) = self.dispatch() {
+                            self.stall_for(error.to_string());
+                        }
+                    }
+                }
                 self.commit_or_stall();
                 continue;
             }
@@ -240,8 +265,9 @@ impl<'m> Replay<'m> {
                 if self.caught_up(bound) {
                     return;
                 }
-            } else if self.lanes.iter().all(|lane| lane.pending.is_empty() || lane.busy) {
-                // Records are finished but not committable yet; loop.
+            } else if self.fill_more || self.lanes.iter().all(|lane| lane.pending.is_empty() || lane.busy) {
+                // More to read at once, or records are finished but not
+                // committable yet; loop.
             } else {
                 // Every waiting record's key is busy with another delivery.
                 self.wait_until(Instant::now() + BUSY_WAIT);
@@ -270,12 +296,15 @@ impl<'m> Replay<'m> {
     }
 
     /// Reads records up to `bound` into the window and their lanes, while
-    /// the window has room.
+    /// the window has room, one batch's worth at a time: when the lanes
+    /// open (and the room grows from two batches to four per lane), each
+    /// lane starts as soon as its records are read, not after megabytes of
+    /// read-ahead for all of them.
     fn fill(&mut self, bound: u64) -> Result<()> {
-        while self.window.len() < self.window_slots_max
-            && self.unfinished < self.unfinished_max
-            && self.unfinished_bytes < UNFINISHED_BYTES_MAX
-        {
+        let chunk = self.limits.records.max(1);
+        let mut read = 0usize;
+        self.fill_more = false;
+        while self.has_room() {
             let entry = match self.pending_entry.take() {
                 Some(entry) => entry,
                 None => {
@@ -317,6 +346,11 @@ impl<'m> Replay<'m> {
             self.unfinished_bytes += frame_bytes;
             let lane = lane_of(hash, self.lanes.len());
             self.lanes[lane].pending.push_back(Item { id, hash, record });
+            read += 1;
+            if read >= chunk {
+                self.fill_more = self.has_room();
+                break;
+            }
         }
         Ok(())
     }
@@ -362,6 +396,23 @@ impl<'m> Replay<'m> {
         self.unfinished_max = lanes_max.saturating_mul(batch_records).saturating_mul(UNFINISHED_BATCHES_PER_LANE);
     }
 
+    /// The window may take another record.
+    fn has_room(&self) -> bool {
+        self.window.len() < self.window_slots_max
+            && self.unfinished < self.unfinished_max
+            && self.unfinished_bytes < UNFINISHED_BYTES_MAX
+    }
+
+    /// Records a lane holds before its batch is formed, when more can be
+    /// read at once: a batch, and under Strict one more for the look-ahead
+    /// past keys already in it.
+    fn lane_wants(&self) -> usize {
+        match self.limits.strict {
+            true => self.limits.records.saturating_mul(INLINE_UNFINISHED_BATCHES),
+            false => self.limits.records,
+        }
+    }
+
     /// Records the outcome of a waiting slot.
     fn finish(&mut self, id: u64, outcome: Outcome) {
         let index = usize::try_from(id - self.first_id).expect("a window slot index fits in usize");
@@ -385,6 +436,7 @@ impl<'m> Replay<'m> {
         // lanes: a pass-through needs a key with nothing queued, and a
         // retry leaves alone a key that still has records queued unless
         // the errors it retries already hold back this key's records.)
+        let lane_wants = self.lane_wants();
         let core = self.map.lock()?;
         let look = core.error_records() > 0 || !core.busy_keys.is_empty();
         self.errors_seen = core.error_records() > 0;
@@ -404,7 +456,8 @@ impl<'m> Replay<'m> {
         let mut jobs = Vec::new();
         for lane_index in 0..self.lanes.len() {
             let lane = &mut self.lanes[lane_index];
-            if lane.busy || lane.pending.is_empty() {
+            let more_coming = self.fill_more && lane.pending.len() < lane_wants;
+            if lane.busy || lane.pending.is_empty() || more_coming {
                 continue;
             }
             let mut records = self.free_batches.pop().unwrap_or_default();
