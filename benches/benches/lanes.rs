@@ -8,8 +8,8 @@
 //!    `lanes x batch records / round trip` (target: >= 0.8x), both with the
 //!    nominal 1 ms and with the call time the destination measured (its
 //!    1 ms sleep, with the thread's timer slack set to 1 ns, still takes a
-//!    wake-up longer, which no engine can win back); under Strict, the mean records per call against the batch
-//!    size (target: >= 0.8x).
+//!    wake-up longer, which no engine can win back); under Strict, the
+//!    mean records per call against the batch size (target: >= 0.8x).
 //! 2. Pass-through (R23): during a catch-up of a full queue (1 GiB; the
 //!    quick mode 10 MiB) into the same 1 ms destination, a writer submits to
 //!    keys without backlog; the time from its submit to the destination's

@@ -12,8 +12,8 @@
 //!   <= 64 MiB; the peer is an in-memory map of each key's seqs fed the same
 //!   keys and seqs in a child of its own (an index kept in memory).
 //! - Reopen of the full queue after a clean close, in a new process (as
-//!   after a restart) once the fill's writes are on disk, target <= 0.1 s; the peer is a scan of the data log
-//!   decoding every key (a rebuild).
+//!   after a restart) once the fill's writes are on disk, target <= 0.1 s;
+//!   the peer is a scan of the data log decoding every key (a rebuild).
 //! - A page of 50 records for one key, p99 over 2,000 random keys right
 //!   after that reopen (after one untimed page that pages the code in),
 //!   target <= 200 us with 1,000,000 keys; and again after a second reopen,
@@ -139,7 +139,7 @@ fn run_reopen_case(case: Case, dir: &Path) {
         .collect();
     times.sort();
     let p99 = times[times.len() * 99 / 100];
-    println!("CASE reopen {} {}", reopen.as_micros(), p99.as_nanos());
+    println!("CASE reopen {} {} {filled}", reopen.as_micros(), p99.as_nanos());
     drop(map);
     engine.close().expect("close");
 }
@@ -206,6 +206,12 @@ fn report() {
         let scan = child(index, "scan", dir.path());
         let (filled, added, run_files) = (fill[0], fill[1], fill[2]);
         let (reopen_us, p99_ns, warm_p99_ns) = (reopen[0], reopen[1], warm[1]);
+        assert_eq!(
+            (reopen[2], warm[2]),
+            (filled, filled),
+            "{}: everything is still queued after each reopen",
+            case.name
+        );
         println!(
             "MEMORY {}: {filled} records, RSS added {:.1} MiB (in-memory key map alone {:.1} MiB), reopen {:.1} ms (scan {:.1} ms), page p99 {:.1} us (second reopen {:.1} us), {run_files} run files",
             case.name,
