@@ -31,6 +31,17 @@ impl ErrorRun {
         ErrorRun::single(seq, reason, last_error, attempts, at_nanos)
     }
 
+    /// This entry marked `Superseded` at `at_nanos` (R16b): a newer record
+    /// of its key was delivered.
+    pub fn superseded(&self, at_nanos: u64) -> Self {
+        ErrorRun {
+            reason: ErrorReason::Superseded,
+            last_error: Some(SUPERSEDED_TEXT.into()),
+            last_failed_nanos: at_nanos,
+            ..self.clone()
+        }
+    }
+
     pub fn single(seq: u64, reason: ErrorReason, last_error: Option<String>, attempts: u32, at_nanos: u64) -> Self {
         ErrorRun {
             lo: seq,

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use super::{validate_key, Core, List, MapShared};
 use crate::clock::to_nanos;
-use crate::errors_table::{ErrorRun, SUPERSEDED_TEXT};
+use crate::errors_table::ErrorRun;
 use crate::meta::Commit;
 use crate::{Error, ErrorReason, Result, Selection};
 
@@ -68,15 +68,7 @@ impl MapShared {
             .into_iter()
             .filter_map(|seq| core.error_table.get(seq).map(|run| (seq, run)))
             .filter(|(_, run)| run.reason != ErrorReason::Superseded)
-            .map(|(seq, run)| ErrorRun {
-                lo: seq,
-                hi: seq,
-                reason: ErrorReason::Superseded,
-                last_error: Some(SUPERSEDED_TEXT.into()),
-                attempts: run.attempts,
-                first_failed_nanos: run.first_failed_nanos,
-                last_failed_nanos: at,
-            })
+            .map(|(seq, run)| ErrorRun { lo: seq, hi: seq, ..run.superseded(at) })
             .collect()
     }
 

@@ -9,7 +9,7 @@ use pauselog_wal::SyncPolicy;
 
 use super::{Outcome, Replay, CLOSING_TAIL_WAIT_MAX, CLOSING_TAIL_WAIT_MIN, PROGRESS_NOTIFY_INTERVAL, SETTLE_RECORDS};
 use crate::clock::to_nanos;
-use crate::errors_table::{ErrorRun, SUPERSEDED_TEXT};
+use crate::errors_table::ErrorRun;
 use crate::map::{Core, MapShared, StoppedOutcome};
 use crate::meta::{Commit, StoredState};
 use crate::{Error, ErrorReason, Result};
@@ -91,7 +91,7 @@ impl Replay<'_> {
                     let newly = add_errors.iter().zip(&moved_keys).filter(|(run, moved_key)| {
                         **moved_key == key.as_str() && run.reason != ErrorReason::Superseded
                     });
-                    superseded.extend(newly.map(|(run, _)| superseded_run(run, at)));
+                    superseded.extend(newly.map(|(run, _)| run.superseded(at)));
                 }
                 Outcome::Delivered(None) | Outcome::Waiting => {}
             }
@@ -303,15 +303,6 @@ pub(super) struct Ragged {
     /// Seq and frame bytes of each record delivered above the head.
     delivered: Vec<(u64, u64)>,
     outcomes: Vec<StoppedOutcome>,
-}
-
-fn superseded_run(run: &ErrorRun, at_nanos: u64) -> ErrorRun {
-    ErrorRun {
-        reason: ErrorReason::Superseded,
-        last_error: Some(SUPERSEDED_TEXT.into()),
-        last_failed_nanos: at_nanos,
-        ..run.clone()
-    }
 }
 
 /// The cursor reached the tail: switch to Running under the map lock.

@@ -558,10 +558,15 @@ impl<'m> Replay<'m> {
                 self.backoff = self.map.config.backoff_min;
             }
         }
+        // Only records before the last accepted one can have a newer one
+        // accepted: a call that answered `Unavailable` throughout (the
+        // destination down) is one pass, not one per record.
+        let last_accepted = accepted.iter().rposition(|&yes| yes);
         let mut requeue = Vec::with_capacity(unavailable.len());
         for index in unavailable {
             let key = &records[index].key;
-            let newer_accepted = (index + 1..records.len()).any(|later| accepted[later] && records[later].key == *key);
+            let newer_accepted = last_accepted
+                .is_some_and(|last| (index + 1..=last).any(|later| accepted[later] && records[later].key == *key));
             if newer_accepted {
                 let moved = Moved {
                     key: key.clone(),
